@@ -1,0 +1,1 @@
+# daemon: added by the issue that writes it.

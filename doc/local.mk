@@ -1,0 +1,1 @@
+# doc: added by the issue that writes it.

@@ -1,0 +1,1 @@
+# kumoctl: added by the issue that writes it.

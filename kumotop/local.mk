@@ -1,0 +1,1 @@
+# kumotop: added by the issue that writes it.

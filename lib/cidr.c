@@ -1,0 +1,2 @@
+/* cidr.c: written by the foundation issue. */
+#include "kumo.h"

@@ -1,0 +1,3 @@
+#ifndef KUMO_cidr_H
+#define KUMO_cidr_H
+#endif

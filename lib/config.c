@@ -1,0 +1,2 @@
+/* config.c: written by the foundation issue. */
+#include "kumo.h"

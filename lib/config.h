@@ -1,0 +1,3 @@
+#ifndef KUMO_config_H
+#define KUMO_config_H
+#endif

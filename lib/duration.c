@@ -1,0 +1,2 @@
+/* duration.c: written by the foundation issue. */
+#include "kumo.h"

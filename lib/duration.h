@@ -1,0 +1,3 @@
+#ifndef KUMO_duration_H
+#define KUMO_duration_H
+#endif

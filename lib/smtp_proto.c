@@ -1,0 +1,2 @@
+/* smtp_proto.c: written by the foundation issue. */
+#include "kumo.h"

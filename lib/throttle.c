@@ -1,0 +1,2 @@
+/* throttle.c: written by the foundation issue. */
+#include "kumo.h"

@@ -1,0 +1,3 @@
+#ifndef KUMO_throttle_H
+#define KUMO_throttle_H
+#endif

@@ -1,0 +1,1 @@
+# smtp-sink: added by the issue that writes it.

@@ -1,0 +1,48 @@
+# tests/: CUnit suites (one per lib module), integration scripts, fuzz harnesses.
+
+# --- unit suites: tests/unit/test_<module>.c, each its own program ---
+unit_tests += \
+	tests/unit/test_buf \
+	tests/unit/test_log \
+	tests/unit/test_duration \
+	tests/unit/test_throttle \
+	tests/unit/test_cidr \
+	tests/unit/test_smtp_proto \
+	tests/unit/test_config
+check_PROGRAMS += $(unit_tests)
+TESTS += $(unit_tests)
+
+UNIT_CFLAGS = $(AM_CFLAGS) $(CUNIT_CFLAGS) $(LIBCONFIG_CFLAGS) $(LIBUV_CFLAGS)
+UNIT_LDADD = tests/unit/libunit.a $(KUMO_LIBS) $(CUNIT_LIBS)
+check_LIBRARIES = tests/unit/libunit.a
+tests_unit_libunit_a_SOURCES = tests/unit/unit.c tests/unit/unit.h
+tests_unit_libunit_a_CFLAGS = $(UNIT_CFLAGS)
+
+tests_unit_test_buf_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_test_buf_LDADD = $(UNIT_LDADD)
+tests_unit_test_log_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_test_log_LDADD = $(UNIT_LDADD)
+tests_unit_test_duration_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_test_duration_LDADD = $(UNIT_LDADD)
+tests_unit_test_throttle_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_test_throttle_LDADD = $(UNIT_LDADD)
+tests_unit_test_cidr_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_test_cidr_LDADD = $(UNIT_LDADD)
+tests_unit_test_smtp_proto_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_test_smtp_proto_LDADD = $(UNIT_LDADD)
+tests_unit_test_config_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_test_config_LDADD = $(UNIT_LDADD)
+
+# --- fuzz harnesses: `make fuzz` builds them with clang + libFuzzer ---
+FUZZ_SRCS = lib/kumo.c lib/buf.c lib/smtp_proto.c
+FUZZ_FLAGS = -include $(top_builddir)/config.h -g -O1 -fsanitize=fuzzer,address,undefined -I$(top_srcdir)/lib -I$(top_builddir) $(LIBUV_CFLAGS)
+fuzz_targets = tests/fuzz/fuzz_reply tests/fuzz/fuzz_command tests/fuzz/fuzz_data
+EXTRA_DIST += tests/fuzz/fuzz_reply.c tests/fuzz/fuzz_command.c tests/fuzz/fuzz_data.c tests/fuzz/README.md
+
+fuzz: $(fuzz_targets)
+tests/fuzz/fuzz_%: $(top_srcdir)/tests/fuzz/fuzz_%.c $(FUZZ_SRCS:%=$(top_srcdir)/%)
+	@test -n "$(FUZZ_CC)" || { echo "make fuzz needs clang (apt-get install clang libclang-rt-14-dev)"; exit 2; }
+	@mkdir -p tests/fuzz
+	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $< $(FUZZ_SRCS:%=$(top_srcdir)/%) $(LIBUV_LIBS)
+CLEANFILES += $(fuzz_targets)
+.PHONY: fuzz

@@ -1,0 +1,1 @@
+# tls-probe: added by the issue that writes it.
