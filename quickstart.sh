@@ -80,8 +80,11 @@ sanitizer_units() {
 	fi
 	say "unit suites under AddressSanitizer + UndefinedBehaviorSanitizer"
 	make -C "$dir" -j"$(nproc)" -s >/dev/null
+	local rc=0
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
-		make -C "$dir" -s check-unit
+		make -C "$dir" -s check-unit || rc=$?
+	tests/summary.sh "$dir" || rc=1
+	return $rc
 }
 
 install_missing
@@ -90,8 +93,14 @@ case $mode in
 build) say "built" ;;
 check)
 	say "make check"
-	make -s check
-	sanitizer_units
+	rc=0
+	make -s check || rc=$?
+	tests/summary.sh . || rc=1
+	if [ $rc -ne 0 ]; then
+		echo "quickstart.sh: make check failed; the failing suites' logs are tests/*/*.log" >&2
+		exit 1
+	fi
+	sanitizer_units || { echo "quickstart.sh: the sanitizer build of the unit suites failed (logs in _build-san/tests/unit/)" >&2; exit 1; }
 	say "all checks passed"
 	;;
 demo)

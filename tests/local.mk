@@ -46,3 +46,10 @@ tests/fuzz/fuzz_%: $(top_srcdir)/tests/fuzz/fuzz_%.c $(FUZZ_SRCS:%=$(top_srcdir)
 	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $< $(FUZZ_SRCS:%=$(top_srcdir)/%) $(LIBUV_LIBS)
 CLEANFILES += $(fuzz_targets)
 .PHONY: fuzz
+
+# --- integration scripts: tests/integration/*.sh, real processes on 127.0.0.1 ---
+TEST_EXTENSIONS = .sh
+SH_LOG_COMPILER = bash
+AM_TESTS_ENVIRONMENT = top_srcdir='$(abs_top_srcdir)' top_builddir='$(abs_top_builddir)'; \
+	export top_srcdir top_builddir;
+EXTRA_DIST += tests/integration/lib.sh
