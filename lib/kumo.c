@@ -12,6 +12,7 @@
 
 #include <uv.h>
 
+#include "buf.h"
 #include "kumo.h"
 
 static const struct {
@@ -123,4 +124,44 @@ xasprintf(const char *fmt, ...)
 	if (n < 0)
 		oom(0);
 	return s;
+}
+
+char *
+kumo_quote(const char *s, size_t n)
+{
+	struct buf b;
+	size_t i;
+
+	buf_init(&b, 0);
+	buf_putc(&b, '"');
+	for (i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		if (c >= 0x20 && c < 0x7f && c != '"' && c != '\\')
+			buf_putc(&b, c);
+		else
+			buf_appendf(&b, "\\x%02x", c);
+	}
+	buf_putc(&b, '"');
+	return buf_steal(&b, NULL);
+}
+
+int
+kumo_input_error(char **err_r, int code, const char *input, const char *what, const char *tok,
+		 size_t toklen)
+{
+	char *qin, *qtok = NULL;
+
+	if (err_r == NULL)
+		return code;
+	qin = kumo_quote(input, strlen(input));
+	if (tok != NULL) {
+		qtok = kumo_quote(tok, toklen);
+		*err_r = xasprintf("%s: %s %s", qin, what, qtok);
+	} else {
+		*err_r = xasprintf("%s: %s", qin, what);
+	}
+	free(qin);
+	free(qtok);
+	return code;
 }

@@ -38,6 +38,19 @@ char *xstrndup(const char *s, size_t n);
 /* A formatted, allocated string; the caller frees it. */
 char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/*
+ * The first n bytes of s in double quotes, non-printables, '"' and '\\' as
+ * \xNN, so operator input shows exactly in an error. The caller frees.
+ */
+char *kumo_quote(const char *s, size_t n);
+/*
+ * Set *err_r (when err_r is not NULL) to `"INPUT": what "TOKEN"` (the token
+ * part only when tok is not NULL) and return code: the one shape of every
+ * parse error of operator input (durations, rates, CIDR entries).
+ */
+int kumo_input_error(char **err_r, int code, const char *input, const char *what, const char *tok,
+		     size_t toklen);
+
 #define KUMO_NELEM(a) (sizeof(a) / sizeof((a)[0]))
 
 #endif

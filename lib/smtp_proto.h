@@ -28,15 +28,22 @@
  * to the line's length without its terminator (CRLF, or a bare LF which is
  * tolerated) and *consumed to the length with it. KUMO_EAGAIN: no complete
  * line yet (and fewer than max bytes seen). KUMO_ETOOLONG: no terminator in
- * the first max bytes (max counts the CRLF, as RFC 5321 does).
+ * the first max bytes (max counts the CRLF, as RFC 5321 does; 0 means
+ * SMTP_LINE_MAX). Scans with memchr, so a long feed costs one pass.
  */
 int smtp_line_next(const char *data, size_t len, size_t max, size_t *linelen, size_t *consumed);
 
 /* ---- replies (client side) ---- */
 
+/*
+ * An enhanced status code (RFC 2034/3463) is recognised only when well formed
+ * ("X.Y.Z", Y and Z 1-3 digits, followed by a space or the end of the line)
+ * and its class X equals the reply code's first digit; anything else (a
+ * "550 4.1.1", a "250 2.0") is left in the text as it came and enhanced is "".
+ */
 struct smtp_reply {
-	int code;	   /* 200..599 */
-	char enhanced[16]; /* "5.1.1" when every line carried one, else "" */
+	int code;          /* 200..599 */
+	char enhanced[16]; /* the first line's "5.1.1" when every line carried one, else "" */
 	struct buf text;   /* the lines' texts without "NNN-" / enhanced code, joined by '\n' */
 	int nlines;
 };
@@ -86,7 +93,9 @@ struct smtp_param {
 
 struct smtp_cmd {
 	enum smtp_verb verb;
-	const char *arg; /* what follows the verb and one space; "" if none */
+	const char *arg; /* what follows the verb and its blanks; "" if none. For MAIL
+	                  * and RCPT it ends where the path's '>' was ("FROM:<a@b"):
+	                  * use path and params */
 	/* MAIL FROM / RCPT TO only: */
 	const char *path; /* the address between < and >, "" for the null path */
 	struct smtp_param params[SMTP_PARAMS_MAX];
@@ -98,14 +107,24 @@ struct smtp_cmd {
 
 /*
  * Parse one command line (without CRLF) in place: line is modified (NULs
- * written) and cmd's pointers point into it. Verbs are case-insensitive.
+ * written, line[len] included, so that byte must be writable: the CR or LF
+ * that ended the line will do) and cmd's pointers point into it. Verbs are
+ * case-insensitive; trailing blanks are ignored, and so are extra blanks
+ * after the verb and after "FROM:"/"TO:" ("MAIL FROM: <a@b>" is accepted).
+ * A source route (<@a,@b:u@c>) is dropped from path.
  * Returns 0; KUMO_EPARSE for a known verb with bad syntax (MAIL without
- * FROM:<...>, unbalanced brackets, too many parameters, BDAT without a
- * size); KUMO_ETOOLONG when len >= SMTP_LINE_MAX. An unknown verb is not an
- * error: cmd->verb is SMTP_VERB_UNKNOWN.
+ * FROM:<...>, RCPT TO:<>, unbalanced brackets, a blank inside <...> outside
+ * quotes, a bad parameter keyword or an empty value, too many parameters,
+ * BDAT without a size or with a word other than LAST, HELO/EHLO/LHLO/AUTH
+ * without an argument, DATA/RSET/QUIT/STARTTLS with one) and for a line
+ * holding a NUL byte; KUMO_ETOOLONG when len >= SMTP_LINE_MAX. An unknown
+ * verb is not an error: cmd->verb is SMTP_VERB_UNKNOWN (arg is still set).
  */
 int smtp_cmd_parse(char *line, size_t len, struct smtp_cmd *cmd);
-/* A parameter's value by case-insensitive key; NULL if absent (or bare). */
+/*
+ * The parameter with this key (case-insensitive), NULL if absent. Its value
+ * is NULL for a bare keyword (SMTPUTF8): check p->value before using it.
+ */
 const struct smtp_param *smtp_cmd_param(const struct smtp_cmd *cmd, const char *key);
 
 /* ---- EHLO capabilities ---- */
@@ -132,9 +151,9 @@ enum smtp_auth_mech {
 };
 
 struct smtp_caps {
-	unsigned flags;	   /* SMTP_CAP_* */
+	unsigned flags;    /* SMTP_CAP_* */
 	uint64_t size_max; /* SIZE's value; 0 when absent or unlimited */
-	unsigned auth;	   /* SMTP_AUTH_* (from "AUTH x y" and "AUTH=x y") */
+	unsigned auth;     /* SMTP_AUTH_* (from "AUTH x y" and "AUTH=x y") */
 };
 
 /* Read the capabilities from a parsed EHLO reply (its first line is the greeting). */
@@ -148,25 +167,36 @@ struct smtp_dot_enc {
 };
 void smtp_dot_enc_init(struct smtp_dot_enc *e);
 /*
- * Append data to out with a '.' doubled at the start of every line. Bare LF
- * and bare CR are passed through unchanged. KUMO_ENOSPACE if out's cap is hit.
+ * Append data to out with a '.' doubled at the start of every line. Only
+ * CRLF starts a line (as in the decoder): bare LF and bare CR are passed
+ * through unchanged. KUMO_ENOSPACE if out's cap is hit.
  */
 int smtp_dot_encode(struct smtp_dot_enc *e, struct buf *out, const char *data, size_t len);
-/* End the data: CRLF if the last line lacked one, then ".\r\n". */
+/*
+ * End the data: CRLF if the last line lacked one (the data was not empty and
+ * did not end in CRLF), then ".\r\n". So decode(encode(x)) is x, plus CRLF
+ * when x is not empty and does not end in CRLF.
+ */
 int smtp_dot_encode_end(struct smtp_dot_enc *e, struct buf *out);
 
 /*
- * Decoder: feeds of any size, split anywhere (even inside CRLF.CRLF).
+ * Decoder: feeds of any size, split anywhere (even inside CRLF.CRLF), give
+ * the same output and consumed counts as one whole feed.
  * The stream is assumed to begin at the start of a line (just after the
- * 354 reply). The message bytes (leading dots removed, the final CRLF.CRLF
- * not included but the CRLF ending the last line kept) are appended to
- * out; out may be NULL to only count. If out's cap is reached, decoding
- * continues, bytes are discarded and `overflow` is set, so the caller can
- * answer 552 after the end instead of losing sync.
+ * 354 reply), so ".\r\n" first is an empty message. The message bytes
+ * (leading dots removed, the final CRLF.CRLF not included but the CRLF
+ * ending the last line kept) are appended to out; out may be NULL to only
+ * count. Only CRLF "." CRLF ends the data: a bare LF or bare CR is content
+ * and never starts a line, so "\n.\n", "\r\n.\n" and "\n.\r\n" do not
+ * end it (SMTP smuggling, CVE-2023-51766). A line starting with '.' has
+ * that dot removed, whatever follows it. If out's cap is reached, out is
+ * filled up to the cap, the rest is discarded and `overflow` is set;
+ * decoding continues so the caller can answer 552 after the end instead of
+ * losing sync.
  */
 struct smtp_dot_dec {
 	int state;
-	int overflow;	 /* out's cap was reached; the rest was discarded */
+	int overflow;    /* out's cap was reached; the rest was discarded */
 	uint64_t octets; /* decoded message bytes seen, kept or not */
 };
 void smtp_dot_dec_init(struct smtp_dot_dec *d);
@@ -176,6 +206,6 @@ void smtp_dot_dec_init(struct smtp_dot_dec *d);
  * next command), 0 when all of in was consumed without reaching it.
  */
 int smtp_dot_decode(struct smtp_dot_dec *d, const char *in, size_t len, struct buf *out,
-		    size_t *consumed);
+                    size_t *consumed);
 
 #endif

@@ -1,5 +1,6 @@
 /* test_log.c: levels, trace mask and the sink. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "kumo.h"
@@ -85,6 +86,28 @@ test_strerror(void)
 	UNIT_EXPECT_STR("unknown", kumo_strerror(-99999), "unknown error");
 }
 
+static void
+test_quote_and_input_error(void)
+{
+	char *q, *err = NULL;
+
+	q = kumo_quote("a\"b\\c\n\x01", 7);
+	UNIT_EXPECT_STR("quoted", q, "\"a\\x22b\\x5cc\\x0a\\x01\"");
+	free(q);
+	UNIT_EXPECT_INT("code passes through",
+			kumo_input_error(&err, KUMO_EPARSE, "5/fortnight", "unknown period",
+					 "fortnight", 9),
+			KUMO_EPARSE);
+	UNIT_EXPECT_STR("message", err, "\"5/fortnight\": unknown period \"fortnight\"");
+	free(err);
+	err = NULL;
+	kumo_input_error(&err, KUMO_ERANGE, "", "empty", NULL, 0);
+	UNIT_EXPECT_STR("no token", err, "\"\": empty");
+	free(err);
+	UNIT_EXPECT_INT("no err_r", kumo_input_error(NULL, KUMO_EINVAL, "x", "y", NULL, 0),
+			KUMO_EINVAL);
+}
+
 int
 main(void)
 {
@@ -93,6 +116,7 @@ main(void)
 		{"level filter and format", test_filter_and_format},
 		{"trace mask", test_trace_mask},
 		{"kumo_strerror", test_strerror},
+		{"kumo_quote and kumo_input_error", test_quote_and_input_error},
 		{NULL, NULL},
 	};
 	return unit_run("log", tests);
