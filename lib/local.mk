@@ -10,7 +10,12 @@ lib_libkumo_a_SOURCES = \
 	lib/throttle.c lib/throttle.h \
 	lib/cidr.c lib/cidr.h \
 	lib/smtp_proto.c lib/smtp_proto.h \
-	lib/config.c lib/config.h
+	lib/conn.c lib/conn.h \
+	lib/tls.c lib/tls.h \
+	lib/smtp_client.c lib/smtp_client.h \
+	lib/dns.c lib/dns.h \
+	lib/config.c lib/config.h \
+	lib/mtasts.c lib/mtasts.h
 
 # What a program linking libkumo.a needs.
 KUMO_LIBS = lib/libkumo.a $(GNUTLS_DANE_LIBS) $(GNUTLS_LIBS) $(UNBOUND_LIBS) $(LIBCONFIG_LIBS) \

@@ -8,7 +8,12 @@ unit_tests += \
 	tests/unit/test_throttle \
 	tests/unit/test_cidr \
 	tests/unit/test_smtp_proto \
-	tests/unit/test_config
+	tests/unit/test_conn \
+	tests/unit/test_tls \
+	tests/unit/test_smtp_client \
+	tests/unit/test_dns \
+	tests/unit/test_config \
+	tests/unit/test_mtasts
 check_PROGRAMS += $(unit_tests)
 TESTS += $(unit_tests)
 
@@ -32,6 +37,20 @@ tests_unit_test_smtp_proto_CFLAGS = $(UNIT_CFLAGS)
 tests_unit_test_smtp_proto_LDADD = $(UNIT_LDADD)
 tests_unit_test_config_CFLAGS = $(UNIT_CFLAGS)
 tests_unit_test_config_LDADD = $(UNIT_LDADD)
+
+tests_unit_test_conn_CFLAGS = $(UNIT_CFLAGS) $(GNUTLS_CFLAGS)
+tests_unit_test_conn_LDADD = $(UNIT_LDADD)
+tests_unit_test_tls_CFLAGS = $(UNIT_CFLAGS) $(GNUTLS_CFLAGS)
+tests_unit_test_tls_LDADD = $(UNIT_LDADD)
+tests_unit_test_smtp_client_CFLAGS = $(UNIT_CFLAGS) $(GNUTLS_CFLAGS)
+tests_unit_test_smtp_client_LDADD = $(UNIT_LDADD)
+tests_unit_test_mtasts_CFLAGS = $(UNIT_CFLAGS) $(LIBCURL_CFLAGS) $(LIBUV_CFLAGS) -DKUMO_TOP_SRCDIR='"$(abs_top_srcdir)"'
+tests_unit_test_mtasts_LDADD = $(UNIT_LDADD)
+EXTRA_DIST += tests/lab/mtasts-server.py
+tests_unit_test_dns_CFLAGS = $(UNIT_CFLAGS) $(UNBOUND_CFLAGS)
+tests_unit_test_dns_LDADD = $(UNIT_LDADD)
+TESTS += tests/integration/dns-dnssec.sh
+EXTRA_DIST += tests/integration/dns-dnssec.sh
 
 # --- fuzz harnesses: `make fuzz` builds them with clang + libFuzzer ---
 FUZZ_SRCS = lib/kumo.c lib/buf.c lib/smtp_proto.c
