@@ -1,1 +1,3 @@
 # doc: added by the issue that writes it.
+dist_man_MANS += doc/kumoctl.8
+EXTRA_DIST += doc/control-protocol.md

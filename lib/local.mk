@@ -15,7 +15,8 @@ lib_libkumo_a_SOURCES = \
 	lib/smtp_client.c lib/smtp_client.h \
 	lib/dns.c lib/dns.h \
 	lib/config.c lib/config.h \
-	lib/mtasts.c lib/mtasts.h
+	lib/mtasts.c lib/mtasts.h \
+	lib/ctl.c lib/ctl.h
 
 # What a program linking libkumo.a needs.
 KUMO_LIBS = lib/libkumo.a $(GNUTLS_DANE_LIBS) $(GNUTLS_LIBS) $(UNBOUND_LIBS) $(LIBCONFIG_LIBS) \

@@ -72,3 +72,25 @@ SH_LOG_COMPILER = bash
 AM_TESTS_ENVIRONMENT = top_srcdir='$(abs_top_srcdir)' top_builddir='$(abs_top_builddir)'; \
 	export top_srcdir top_builddir;
 EXTRA_DIST += tests/integration/lib.sh
+
+# --- control protocol (lib/ctl.c) and the control server (daemon/control.c) ---
+unit_tests += tests/unit/test_ctl
+tests_unit_test_ctl_SOURCES = tests/unit/test_ctl.c daemon/control.c daemon/control.h
+tests_unit_test_ctl_CFLAGS = $(UNIT_CFLAGS) $(JANSSON_CFLAGS)
+tests_unit_test_ctl_LDADD = $(UNIT_LDADD) -lpthread
+# A stand-in control server (daemon/control.c with canned answers) for kumoctl's scripts.
+check_PROGRAMS += tests/lab/ctl-echo
+tests_lab_ctl_echo_SOURCES = tests/lab/ctl-echo.c daemon/control.c daemon/control.h
+tests_lab_ctl_echo_CFLAGS = $(AM_CFLAGS) $(LIBUV_CFLAGS) $(JANSSON_CFLAGS)
+tests_lab_ctl_echo_LDADD = $(KUMO_LIBS)
+kumoctl_integration = tests/integration/kumoctl-basic.sh tests/integration/kumoctl-shell.sh
+TESTS += $(kumoctl_integration)
+EXTRA_DIST += $(kumoctl_integration)
+# The control protocol's harness links jansson and lib/ctl.c besides FUZZ_SRCS.
+fuzz: tests/fuzz/fuzz_ctl
+EXTRA_DIST += tests/fuzz/fuzz_ctl.c
+CLEANFILES += tests/fuzz/fuzz_ctl
+tests/fuzz/fuzz_ctl: $(top_srcdir)/tests/fuzz/fuzz_ctl.c $(top_srcdir)/lib/ctl.c $(FUZZ_SRCS:%=$(top_srcdir)/%)
+	@test -n "$(FUZZ_CC)" || { echo "make fuzz needs clang (apt-get install clang libclang-rt-14-dev)"; exit 2; }
+	@mkdir -p tests/fuzz
+	$(FUZZ_CC) $(FUZZ_FLAGS) $(JANSSON_CFLAGS) -o $@ $< $(top_srcdir)/lib/ctl.c $(FUZZ_SRCS:%=$(top_srcdir)/%) $(JANSSON_LIBS) $(LIBUV_LIBS)

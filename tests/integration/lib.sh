@@ -2,7 +2,7 @@
 # Every wait is bounded; every process started is recorded and killed at exit.
 #
 #   . "$top_srcdir/tests/integration/lib.sh"
-#   work=$(mkwork)                      # a temp dir removed at exit
+#   work=$(mkwork)                      # the script's temp dir ($T_WORK), removed at exit
 #   start_bg NAME cmd args...           # run in background, pid recorded
 #   wait_file FILE [SECONDS]            # wait for a port file (written then renamed)
 #   check "what" test-command...        # counts a pass or a failure
@@ -15,10 +15,11 @@ export top_srcdir top_builddir
 T_PASS=0
 T_FAIL=0
 T_PIDS=()
-T_WORK=
 
+# The work dir is made when lib.sh is sourced, so $(mkwork) in a subshell
+# still names the one directory the exit trap removes.
+T_WORK=$(mktemp -d "${TMPDIR:-/tmp}/kumo-test.XXXXXX")
 mkwork() {
-	T_WORK=$(mktemp -d "${TMPDIR:-/tmp}/kumo-test.XXXXXX")
 	echo "$T_WORK"
 }
 
