@@ -94,3 +94,9 @@ tests/fuzz/fuzz_ctl: $(top_srcdir)/tests/fuzz/fuzz_ctl.c $(top_srcdir)/lib/ctl.c
 	@test -n "$(FUZZ_CC)" || { echo "make fuzz needs clang (apt-get install clang libclang-rt-14-dev)"; exit 2; }
 	@mkdir -p tests/fuzz
 	$(FUZZ_CC) $(FUZZ_FLAGS) $(JANSSON_CFLAGS) -o $@ $< $(top_srcdir)/lib/ctl.c $(FUZZ_SRCS:%=$(top_srcdir)/%) $(JANSSON_LIBS) $(LIBUV_LIBS)
+
+# --- smtp-sink: swaks, smtp-source, gnutls-cli, openssl against the sink.
+sink_integration = tests/integration/sink-basic.sh tests/integration/sink-faults.sh \
+	tests/integration/sink-tls.sh tests/integration/sink-load.sh
+TESTS += $(sink_integration)
+EXTRA_DIST += $(sink_integration) tests/integration/sink-common.sh
