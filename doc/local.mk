@@ -1,4 +1,5 @@
-# doc: added by the issue that writes it.
+# doc/: man pages (sections 1, 5, 8) and the control protocol reference.
+dist_man_MANS += doc/kumod.8 doc/kumod.conf.5
 dist_man_MANS += doc/kumoctl.8
-EXTRA_DIST += doc/control-protocol.md
 dist_man_MANS += doc/smtp-sink.1
+EXTRA_DIST += doc/control-protocol.md

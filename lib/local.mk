@@ -15,6 +15,7 @@ lib_libkumo_a_SOURCES = \
 	lib/smtp_client.c lib/smtp_client.h \
 	lib/dns.c lib/dns.h \
 	lib/config.c lib/config.h \
+	lib/egress.c lib/egress.h \
 	lib/mtasts.c lib/mtasts.h \
 	lib/ctl.c lib/ctl.h
 

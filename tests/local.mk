@@ -2,6 +2,7 @@
 
 # --- unit suites: tests/unit/test_<module>.c, each its own program ---
 unit_tests += \
+	tests/unit/test_egress \
 	tests/unit/test_buf \
 	tests/unit/test_log \
 	tests/unit/test_duration \
@@ -35,26 +36,25 @@ tests_unit_test_cidr_CFLAGS = $(UNIT_CFLAGS)
 tests_unit_test_cidr_LDADD = $(UNIT_LDADD)
 tests_unit_test_smtp_proto_CFLAGS = $(UNIT_CFLAGS)
 tests_unit_test_smtp_proto_LDADD = $(UNIT_LDADD)
-tests_unit_test_config_CFLAGS = $(UNIT_CFLAGS)
-tests_unit_test_config_LDADD = $(UNIT_LDADD)
-
 tests_unit_test_conn_CFLAGS = $(UNIT_CFLAGS) $(GNUTLS_CFLAGS)
 tests_unit_test_conn_LDADD = $(UNIT_LDADD)
 tests_unit_test_tls_CFLAGS = $(UNIT_CFLAGS) $(GNUTLS_CFLAGS)
 tests_unit_test_tls_LDADD = $(UNIT_LDADD)
 tests_unit_test_smtp_client_CFLAGS = $(UNIT_CFLAGS) $(GNUTLS_CFLAGS)
 tests_unit_test_smtp_client_LDADD = $(UNIT_LDADD)
+tests_unit_test_egress_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_test_egress_LDADD = $(UNIT_LDADD)
+tests_unit_test_config_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_test_config_LDADD = $(UNIT_LDADD)
 tests_unit_test_mtasts_CFLAGS = $(UNIT_CFLAGS) $(LIBCURL_CFLAGS) $(LIBUV_CFLAGS) -DKUMO_TOP_SRCDIR='"$(abs_top_srcdir)"'
 tests_unit_test_mtasts_LDADD = $(UNIT_LDADD)
 EXTRA_DIST += tests/lab/mtasts-server.py
 tests_unit_test_dns_CFLAGS = $(UNIT_CFLAGS) $(UNBOUND_CFLAGS)
 tests_unit_test_dns_LDADD = $(UNIT_LDADD)
-TESTS += tests/integration/dns-dnssec.sh
-EXTRA_DIST += tests/integration/dns-dnssec.sh
 
 # --- fuzz harnesses: `make fuzz` builds them with clang + libFuzzer ---
 FUZZ_SRCS = lib/kumo.c lib/buf.c lib/smtp_proto.c
-FUZZ_FLAGS = -include $(top_builddir)/config.h -g -O1 -fsanitize=fuzzer,address,undefined -I$(top_srcdir)/lib -I$(top_builddir) $(LIBUV_CFLAGS)
+FUZZ_FLAGS = -include $(top_builddir)/config.h -g -O1 -fsanitize=fuzzer,address,undefined -I$(top_srcdir)/lib $(LIBUV_CFLAGS)
 fuzz_targets = tests/fuzz/fuzz_reply tests/fuzz/fuzz_command tests/fuzz/fuzz_data
 EXTRA_DIST += tests/fuzz/fuzz_reply.c tests/fuzz/fuzz_command.c tests/fuzz/fuzz_data.c tests/fuzz/README.md
 
@@ -72,6 +72,26 @@ SH_LOG_COMPILER = bash
 AM_TESTS_ENVIRONMENT = top_srcdir='$(abs_top_srcdir)' top_builddir='$(abs_top_builddir)'; \
 	export top_srcdir top_builddir;
 EXTRA_DIST += tests/integration/lib.sh
+TESTS += tests/integration/dns-dnssec.sh
+EXTRA_DIST += tests/integration/dns-dnssec.sh
+
+# --- smtp-sink: swaks, smtp-source, gnutls-cli, openssl against the sink.
+sink_integration = tests/integration/sink-basic.sh tests/integration/sink-faults.sh \
+	tests/integration/sink-tls.sh tests/integration/sink-load.sh
+TESTS += $(sink_integration)
+EXTRA_DIST += $(sink_integration) tests/integration/sink-common.sh
+
+# --- kumod integration scripts (real smtp-sink and kumod on 127.0.0.1) ---
+kumod_integration = \
+	tests/integration/kumod-config.sh \
+	tests/integration/kumod-reception.sh \
+	tests/integration/kumod-relay.sh \
+	tests/integration/kumod-retry.sh \
+	tests/integration/kumod-crash.sh \
+	tests/integration/kumod-signals.sh \
+	tests/integration/kumod-control.sh
+TESTS += $(kumod_integration)
+EXTRA_DIST += $(kumod_integration) tests/integration/kumod-common.sh tests/integration/kumod-inject.py
 
 # --- control protocol (lib/ctl.c) and the control server (daemon/control.c) ---
 unit_tests += tests/unit/test_ctl
@@ -83,6 +103,8 @@ check_PROGRAMS += tests/lab/ctl-echo
 tests_lab_ctl_echo_SOURCES = tests/lab/ctl-echo.c daemon/control.c daemon/control.h
 tests_lab_ctl_echo_CFLAGS = $(AM_CFLAGS) $(LIBUV_CFLAGS) $(JANSSON_CFLAGS)
 tests_lab_ctl_echo_LDADD = $(KUMO_LIBS)
+
+# --- kumoctl and kumotop against the stand-in control server (and tmux) ---
 kumoctl_integration = tests/integration/kumoctl-basic.sh tests/integration/kumoctl-shell.sh
 TESTS += $(kumoctl_integration)
 EXTRA_DIST += $(kumoctl_integration)
@@ -94,9 +116,3 @@ tests/fuzz/fuzz_ctl: $(top_srcdir)/tests/fuzz/fuzz_ctl.c $(top_srcdir)/lib/ctl.c
 	@test -n "$(FUZZ_CC)" || { echo "make fuzz needs clang (apt-get install clang libclang-rt-14-dev)"; exit 2; }
 	@mkdir -p tests/fuzz
 	$(FUZZ_CC) $(FUZZ_FLAGS) $(JANSSON_CFLAGS) -o $@ $< $(top_srcdir)/lib/ctl.c $(FUZZ_SRCS:%=$(top_srcdir)/%) $(JANSSON_LIBS) $(LIBUV_LIBS)
-
-# --- smtp-sink: swaks, smtp-source, gnutls-cli, openssl against the sink.
-sink_integration = tests/integration/sink-basic.sh tests/integration/sink-faults.sh \
-	tests/integration/sink-tls.sh tests/integration/sink-load.sh
-TESTS += $(sink_integration)
-EXTRA_DIST += $(sink_integration) tests/integration/sink-common.sh
