@@ -17,7 +17,9 @@ lib_libkumo_a_SOURCES = \
 	lib/config.c lib/config.h \
 	lib/egress.c lib/egress.h \
 	lib/mtasts.c lib/mtasts.h \
-	lib/ctl.c lib/ctl.h
+	lib/ctl.c lib/ctl.h \
+	lib/dane.c lib/dane.h \
+	lib/proxy.c lib/proxy.h
 
 # What a program linking libkumo.a needs.
 KUMO_LIBS = lib/libkumo.a $(GNUTLS_DANE_LIBS) $(GNUTLS_LIBS) $(UNBOUND_LIBS) $(LIBCONFIG_LIBS) \

@@ -3,6 +3,7 @@
 # --- unit suites: tests/unit/test_<module>.c, each its own program ---
 unit_tests += \
 	tests/unit/test_egress \
+	tests/unit/test_dane \
 	tests/unit/test_buf \
 	tests/unit/test_log \
 	tests/unit/test_duration \
@@ -51,6 +52,8 @@ tests_unit_test_mtasts_LDADD = $(UNIT_LDADD)
 EXTRA_DIST += tests/lab/mtasts-server.py
 tests_unit_test_dns_CFLAGS = $(UNIT_CFLAGS) $(UNBOUND_CFLAGS)
 tests_unit_test_dns_LDADD = $(UNIT_LDADD)
+tests_unit_test_dane_CFLAGS = $(UNIT_CFLAGS) $(GNUTLS_CFLAGS)
+tests_unit_test_dane_LDADD = $(UNIT_LDADD)
 
 # --- fuzz harnesses: `make fuzz` builds them with clang + libFuzzer ---
 FUZZ_SRCS = lib/kumo.c lib/buf.c lib/smtp_proto.c
@@ -104,10 +107,22 @@ tests_lab_ctl_echo_SOURCES = tests/lab/ctl-echo.c daemon/control.c daemon/contro
 tests_lab_ctl_echo_CFLAGS = $(AM_CFLAGS) $(LIBUV_CFLAGS) $(JANSSON_CFLAGS)
 tests_lab_ctl_echo_LDADD = $(KUMO_LIBS)
 
+# --- tls-probe integration scripts (smtp-sink, nsd, python servers on 127.0.0.1) ---
+tls_probe_integration = \
+	tests/integration/tls-probe-basic.sh \
+	tests/integration/tls-probe-dane.sh \
+	tests/integration/tls-probe-mtasts.sh
+TESTS += $(tls_probe_integration)
+EXTRA_DIST += $(tls_probe_integration) tests/lab/mkzone.sh tests/lab/tls-smtp-server.py
+
 # --- kumoctl and kumotop against the stand-in control server (and tmux) ---
 kumoctl_integration = tests/integration/kumoctl-basic.sh tests/integration/kumoctl-shell.sh
 TESTS += $(kumoctl_integration)
 EXTRA_DIST += $(kumoctl_integration)
+kumotop_integration = tests/integration/kumotop-screen.sh tests/integration/kumotop-robust.sh
+TESTS += $(kumotop_integration)
+EXTRA_DIST += $(kumotop_integration) bench/kumotop-load.sh
+
 # The control protocol's harness links jansson and lib/ctl.c besides FUZZ_SRCS.
 fuzz: tests/fuzz/fuzz_ctl
 EXTRA_DIST += tests/fuzz/fuzz_ctl.c
@@ -116,3 +131,16 @@ tests/fuzz/fuzz_ctl: $(top_srcdir)/tests/fuzz/fuzz_ctl.c $(top_srcdir)/lib/ctl.c
 	@test -n "$(FUZZ_CC)" || { echo "make fuzz needs clang (apt-get install clang libclang-rt-14-dev)"; exit 2; }
 	@mkdir -p tests/fuzz
 	$(FUZZ_CC) $(FUZZ_FLAGS) $(JANSSON_CFLAGS) -o $@ $< $(top_srcdir)/lib/ctl.c $(FUZZ_SRCS:%=$(top_srcdir)/%) $(JANSSON_LIBS) $(LIBUV_LIBS)
+
+# --- lib/proxy.c: PROXY protocol headers and the SOCKS5 client (a lab SOCKS5 server, smtp-sink) ---
+unit_tests += tests/unit/test_proxy
+tests_unit_test_proxy_CFLAGS = $(UNIT_CFLAGS) -DKUMO_TOP_SRCDIR='"$(abs_top_srcdir)"' \
+	-DKUMO_TOP_BUILDDIR='"$(abs_top_builddir)"'
+tests_unit_test_proxy_LDADD = $(UNIT_LDADD)
+EXTRA_DIST += tests/lab/socks5-server.py tests/fuzz/fuzz_proxy.c
+fuzz: tests/fuzz/fuzz_proxy
+CLEANFILES += tests/fuzz/fuzz_proxy
+tests/fuzz/fuzz_proxy: $(top_srcdir)/tests/fuzz/fuzz_proxy.c $(top_srcdir)/lib/proxy.c $(FUZZ_SRCS:%=$(top_srcdir)/%)
+	@test -n "$(FUZZ_CC)" || { echo "make fuzz needs clang (apt-get install clang libclang-rt-14-dev)"; exit 2; }
+	@mkdir -p tests/fuzz
+	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $< $(top_srcdir)/lib/proxy.c $(FUZZ_SRCS:%=$(top_srcdir)/%) $(LIBUV_LIBS)

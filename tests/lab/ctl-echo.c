@@ -10,6 +10,11 @@
  *
  * MODE is the socket's octal file mode (0666 lets any user reach the
  * SO_PEERCRED check).
+ *
+ * For kumotop's tests and load bench: CTL_ECHO_READY=N adds N generated
+ * ready queues ("ip-K->mxI.load.test") to watch snapshots; snapshot
+ * counters grow over time, and a path with a suspend-ready-q rule in force
+ * shows "suspended" in later snapshots.
  */
 #include <signal.h>
 #include <stdio.h>
@@ -30,6 +35,7 @@ struct echo {
 	struct control_server *srv;
 	json_t *rules[3]; /* suspend, suspend-ready-q, bounce: arrays of rule objects */
 	json_int_t next_rule;
+	json_t *load_rows; /* CTL_ECHO_READY generated ready rows, or NULL */
 };
 
 static const char *const sched_names[] = {"example.test", "foo.test", "bar.test"};
@@ -134,14 +140,16 @@ cmd_inspect_sched(struct control_session *s, json_int_t id, json_t *args, void *
 	return CONTROL_DONE;
 }
 
+static int load_name(struct echo *ec, const char *name);
+
 static int
 cmd_inspect_ready(struct control_session *s, json_int_t id, json_t *args, void *arg, json_t **r,
                   char **e)
 {
 	const char *name = json_string_value(json_object_get(args, "name"));
 
-	(void)s, (void)id, (void)arg;
-	if (!find_name(ready_names, KUMO_NELEM(ready_names), name)) {
+	(void)s, (void)id;
+	if (!find_name(ready_names, KUMO_NELEM(ready_names), name) && !load_name(arg, name)) {
 		*e = xasprintf("unknown ready queue \"%s\"", name != NULL ? name : "");
 		return KUMO_ENOTFOUND;
 	}
@@ -202,6 +210,21 @@ cmd_suspend(struct control_session *s, json_int_t id, json_t *args, void *arg, j
 	return rule_add(arg, 0, args, r);
 }
 
+/* A generated load row's name: "ip-K->mxI.load.test" with I below n. */
+static int
+load_name(struct echo *ec, const char *name)
+{
+	json_t *row;
+	unsigned k, i;
+	int end = 0;
+
+	if (ec->load_rows == NULL || name == NULL ||
+	    sscanf(name, "ip-%u->mx%u.load.test%n", &k, &i, &end) != 2 || name[end] != '\0')
+		return 0;
+	row = json_array_get(ec->load_rows, i);
+	return row != NULL && strcmp(json_string_value(json_object_get(row, "name")), name) == 0;
+}
+
 static int
 cmd_suspend_ready(struct control_session *s, json_int_t id, json_t *args, void *arg, json_t **r,
                   char **e)
@@ -209,7 +232,7 @@ cmd_suspend_ready(struct control_session *s, json_int_t id, json_t *args, void *
 	const char *name = json_string_value(json_object_get(args, "name"));
 
 	(void)s, (void)id;
-	if (!find_name(ready_names, KUMO_NELEM(ready_names), name)) {
+	if (!find_name(ready_names, KUMO_NELEM(ready_names), name) && !load_name(arg, name)) {
 		*e = xasprintf("unknown ready queue \"%s\"", name != NULL ? name : "");
 		return KUMO_ENOTFOUND;
 	}
@@ -363,6 +386,7 @@ cmd_complete(struct control_session *s, json_int_t id, json_t *args, void *arg, 
 /* watch and trace: a timer per stream. */
 struct ticker {
 	uv_timer_t timer;
+	struct echo *ec;
 	struct control_stream *st;
 	int watch;
 	json_int_t n;
@@ -383,9 +407,56 @@ ticker_cancel(void *arg)
 	uv_close((uv_handle_t *)&t->timer, ticker_closed);
 }
 
+/* Is a suspend-ready-q rule for this path in force? */
+static int
+ready_suspended(struct echo *ec, const char *name)
+{
+	json_t *rule;
+	size_t i;
+
+	json_array_foreach(ec->rules[1], i, rule)
+	{
+		const char *n = json_string_value(json_object_get(rule, "name"));
+
+		if (n != NULL && strcmp(n, name) == 0)
+			return 1;
+	}
+	return 0;
+}
+
+/* CTL_ECHO_READY=N: n generated ready rows with varied counts and states. */
+static json_t *
+load_rows_make(size_t n)
+{
+	static const char *const st[] = {"active", "active", "idle", "throttled", "delayed"};
+	json_t *rows = json_array();
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		char name[96], site[48], source[16];
+
+		snprintf(source, sizeof(source), "ip-%zu", i % 4);
+		snprintf(site, sizeof(site), "mx%zu.load.test", i);
+		snprintf(name, sizeof(name), "%s->%s", source, site);
+		/* complete watch rows, shared by every snapshot (built once) */
+		json_array_append_new(
+		    rows,
+		    json_pack("{s:s,s:s,s:s,s:I,s:I,s:I,s:I,s:s,s:f,s:I,s:I,s:s}", "name", name,
+		              "source", source, "site", site, "delivered",
+		              (json_int_t)(i * 7 % 1000), "transient", (json_int_t)(i % 13),
+		              "connections", (json_int_t)(i % 3), "queued",
+		              (json_int_t)(i * 31 % 500), "status", st[i % KUMO_NELEM(st)], "rate",
+		              (double)(i % 7) / 2.0, "next_permit_in",
+		              (json_int_t)(i % KUMO_NELEM(st) == 3 ? 1 + i % 5 : 0),
+		              "consecutive_failures", (json_int_t)(i % KUMO_NELEM(st) == 4 ? 2 : 0),
+		              "tls", i % 2 ? "opportunistic" : "required"));
+	}
+	return rows;
+}
+
 /* One watch snapshot in the documented shape; counters grow with k. */
 static json_t *
-snapshot(json_int_t k)
+snapshot(struct echo *ec, json_int_t k)
 {
 	static const char *const tls[] = {"opportunistic", "required", "disabled"};
 	json_t *ready = ready_rows(), *row;
@@ -394,20 +465,38 @@ snapshot(json_int_t k)
 	json_array_foreach(ready, i, row)
 	{
 		const char *status = json_string_value(json_object_get(row, "status"));
+		const char *name = json_string_value(json_object_get(row, "name"));
 
+		if (i == 0)
+			json_object_set_new(row, "delivered", json_integer(120 + 4 * k));
+		if (ready_suspended(ec, name))
+			json_object_set_new(row, "status", json_string(status = "suspended"));
 		json_object_set_new(row, "rate", json_real(i == 0 ? 4.5 : 0.0));
 		json_object_set_new(row, "next_permit_in",
 		                    json_integer(strcmp(status, "throttled") == 0 ? 2 : 0));
 		json_object_set_new(row, "consecutive_failures", json_integer(i == 2 ? 3 : 0));
 		json_object_set_new(row, "tls", json_string(tls[i % 3]));
 	}
+	/* load rows are shared, complete and unchanged, except a suspended one (a copy) */
+	json_array_foreach(ec->load_rows, i, row)
+	{
+		if (json_array_size(ec->rules[1]) > 0 &&
+		    ready_suspended(ec, json_string_value(json_object_get(row, "name")))) {
+			row = json_copy(row);
+			json_object_set_new(row, "status", json_string("suspended"));
+			json_array_append_new(ready, row);
+		} else {
+			json_array_append(ready, row);
+		}
+	}
 	return json_pack("{s:I,s:I,s:{s:I,s:I,s:I,s:i,s:i,s:i,s:i,s:i,s:i},"
 	                 "s:{s:f,s:f,s:f,s:f},s:o,s:o}",
 	                 "time", (json_int_t)time(NULL), "uptime", 100 + k, "totals", "received",
 	                 10 * k, "delivered", 9 * k, "transient", k, "bounced", 0, "expired", 0,
 	                 "scheduled", 34, "ready", 57, "connections", 3, "memory", 52428800,
-	                 "rates", "received", 10.0, "delivered", 9.0, "transient", 1.0, "bounced",
-	                 0.0, "ready", ready, "scheduled", sched_rows());
+	                 "rates", "received", 8.0 + (double)(k % 5), "delivered", 9.0, "transient",
+	                 (double)(k % 3), "bounced", 0.0, "ready", ready, "scheduled",
+	                 sched_rows());
 }
 
 static void
@@ -419,7 +508,7 @@ ticker_tick(uv_timer_t *timer)
 	if (control_stream_pending(t->st) > 1024 * 1024)
 		return; /* a slow reader: skip this one */
 	if (t->watch)
-		control_stream_send(t->st, snapshot(k));
+		control_stream_send(t->st, snapshot(t->ec, k));
 	else
 		control_stream_send(t->st, json_pack("{s:I,s:s,s:s}", "session", 7 + k % 2,
 		                                     "direction", k % 2 ? "recv" : "send", "line",
@@ -432,6 +521,7 @@ start_ticker(struct control_session *s, json_int_t id, struct echo *ec, int watc
 	struct ticker *t = xcalloc(1, sizeof(*t));
 
 	t->watch = watch;
+	t->ec = ec;
 	t->st = control_stream_open(s, id, ticker_cancel, t);
 	uv_timer_init(ec->loop, &t->timer);
 	t->timer.data = t;
@@ -517,6 +607,8 @@ main(int argc, char **argv)
 	ec.loop = uv_default_loop();
 	for (i = 0; i < 3; i++)
 		ec.rules[i] = json_array();
+	if (getenv("CTL_ECHO_READY") != NULL && atoi(getenv("CTL_ECHO_READY")) > 0)
+		ec.load_rows = load_rows_make((size_t)atoi(getenv("CTL_ECHO_READY")));
 	if (control_server_start(ec.loop, argv[1], &opts, table, &ec, &ec.srv, &err) < 0) {
 		fprintf(stderr, "ctl-echo: %s\n", err);
 		free(err);
@@ -537,5 +629,6 @@ main(int argc, char **argv)
 	uv_loop_close(ec.loop);
 	for (i = 0; i < 3; i++)
 		json_decref(ec.rules[i]);
+	json_decref(ec.load_rows);
 	return 0;
 }
