@@ -3,8 +3,8 @@
 # every test (`check`). Debian 12. Idempotent: a second run skips what is done.
 #
 #   ./quickstart.sh          install missing packages, build, run the lab demo
-#   ./quickstart.sh check    install missing packages, build, make check, then a
-#                            sanitizer build of the unit suites
+#   ./quickstart.sh check    install missing packages, build, make check, then
+#                            every suite again in a sanitizer build (_build-san/)
 #   ./quickstart.sh build    install missing packages and build only
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -26,7 +26,8 @@ esac
 build_pkgs="build-essential autoconf automake libtool pkg-config libgnutls28-dev
  gnutls-bin libunbound-dev libevent-dev libconfig-dev libcunit1-dev libncurses-dev
  libreadline-dev libuv1-dev libjansson-dev libcurl4-gnutls-dev clang libclang-rt-14-dev"
-test_pkgs="nsd ldnsutils openssl swaks tmux python3 jq postfix procps"
+test_pkgs="nsd ldnsutils openssl swaks libnet-ssleay-perl libio-socket-ssl-perl tmux python3 jq
+ postfix procps strace util-linux"
 
 say() { printf '==> %s\n' "$*"; }
 
@@ -89,10 +90,12 @@ sanitizer_units() {
 		say "configure (sanitizers, in _build-san/)"
 		./configure --enable-sanitizers --enable-werror -q
 	fi
-	say "unit suites under AddressSanitizer + UndefinedBehaviorSanitizer"
+	say "every suite again under AddressSanitizer + UndefinedBehaviorSanitizer"
 	make -j"$(nproc)" -s >/dev/null
+	# Unit suites and integration scripts alike: the daemons and tools the
+	# scripts start are the sanitized builds, and any report fails the run.
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
-		make -s check-unit || rc=$?
+		make -s check || rc=$?
 	cd "$top"
 	tests/summary.sh "$dir" || rc=1
 	return $rc
@@ -111,7 +114,7 @@ check)
 		echo "quickstart.sh: make check failed; the failing suites' logs are tests/*/*.log" >&2
 		exit 1
 	fi
-	sanitizer_units || { echo "quickstart.sh: the sanitizer build of the unit suites failed (logs in _build-san/tests/unit/)" >&2; exit 1; }
+	sanitizer_units || { echo "quickstart.sh: the sanitizer build failed (logs in _build-san/tests/)" >&2; exit 1; }
 	say "all checks passed"
 	;;
 demo)
