@@ -17,7 +17,7 @@ start_bg echo "$ECHO" "$sock"
 wait_for 10 test -S "$sock" || { fail "ctl-echo did not start"; finish; }
 
 TM=kumo-kumoctl-$$
-trap 'rc=$?; tmux -L "$TM" kill-server 2>/dev/null; t_cleanup $rc' EXIT
+trap 'rc=$?; tmux -L "$TM" kill-server 2>/dev/null; reap_orphans "$K"; t_cleanup $rc' EXIT
 tmux -L "$TM" -f /dev/null new-session -d -x 160 -y 50 \
 	"env HOME=$work KUMOD_CONTROL=$sock TERM=xterm INPUTRC=/dev/null $K; echo SHELL-ENDED; sleep 30"
 

@@ -123,7 +123,7 @@ check "non-JSON line: the good snapshot before it printed" grep -q '^kumotop - f
 if command -v tmux >/dev/null; then
 	sock=$work/weird.sock
 	TM=kumo-kumotop-robust-$$
-	trap 'rc=$?; tmux -L "$TM" kill-server 2>/dev/null; t_cleanup $rc' EXIT
+	trap 'rc=$?; tmux -L "$TM" kill-server 2>/dev/null; reap_orphans "$KT"; t_cleanup $rc' EXIT
 	tmux -L "$TM" -f /dev/null new-session -d -x 100 -y 30 \
 		"$KT -s $sock 2>$work/screen.err; echo KUMOTOP-ENDED rc=\$?; sleep 30"
 	screen() { tmux -L "$TM" capture-pane -p; }
@@ -137,6 +137,7 @@ if command -v tmux >/dev/null; then
 	check "screen: quits with 0" wait_for 10 bash -c "tmux -L '$TM' capture-pane -p | grep -q '^KUMOTOP-ENDED rc=0'"
 	check "screen: no sanitizer report" bash -c "! grep -q 'runtime error\\|AddressSanitizer\\|LeakSanitizer' '$work/screen.err'"
 	tmux -L "$TM" kill-server 2>/dev/null
+	reap_orphans "$KT"
 fi
 
 finish

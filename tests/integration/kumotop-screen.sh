@@ -68,7 +68,7 @@ check "batch filter: others gone" bash -c "! grep -q example.test '$work/batchf.
 
 # --- the screen ---
 TM=kumo-kumotop-$$
-trap 'rc=$?; tmux -L "$TM" kill-server 2>/dev/null; t_cleanup $rc' EXIT
+trap 'rc=$?; tmux -L "$TM" kill-server 2>/dev/null; reap_orphans "$KT"; t_cleanup $rc' EXIT
 tmux -L "$TM" -f /dev/null new-session -d -x 120 -y 40 \
 	"env KUMOD_CONTROL=$sock TERM=screen LANG=C.UTF-8 $KT --interval 1; echo KUMOTOP-ENDED rc=\$?; sleep 30"
 
@@ -220,6 +220,7 @@ check "data after reconnect" wait_screen '^ip-1->mx.example.test +[1-9]'
 keys q
 check "q quits with status 0" wait_screen '^KUMOTOP-ENDED rc=0' 5
 tmux -L "$TM" kill-server 2>/dev/null
+reap_orphans "$KT"
 
 stop_pid "$echo2_pid"
 check "servers exited cleanly (no sanitizer report)" bash -c "! grep -q 'runtime error\|AddressSanitizer\|LeakSanitizer' '$work/echo.out' '$work/echo2.out'"
@@ -241,6 +242,7 @@ for how in "--no-color" "NO_COLOR=1"; do
 		fail "$how: kumotop did not draw"
 	fi
 	tmux -L "$TM" kill-server 2>/dev/null
+	reap_orphans "$KT"
 done
 
 finish
