@@ -20,7 +20,7 @@
 
 #include "buf.h"
 #include "cidr.h"
-#include "config.h"
+#include "cfg.h"
 #include "duration.h"
 #include "egress.h"
 #include "kumo.h"
@@ -189,8 +189,8 @@ egress_config_error(struct buf *errs, const config_setting_t *s, const char *fmt
 	buf_appendf(errs, "%s:%u: ", file != NULL ? file : "(config)",
 	            s != NULL ? config_setting_source_line(s) : 0);
 	if (s != NULL) {
-		/* The same path form as lib/config: "shaping.domains.[2].connection_limit". */
-		char *path = config_setting_path(s);
+		/* The same path form as lib/cfg: "shaping.domains.[2].connection_limit". */
+		char *path = cfg_setting_path(s);
 
 		if (path != NULL && *path != '\0') {
 			buf_puts(errs, path);

@@ -14,7 +14,7 @@ lib_libkumo_a_SOURCES = \
 	lib/tls.c lib/tls.h \
 	lib/smtp_client.c lib/smtp_client.h \
 	lib/dns.c lib/dns.h \
-	lib/config.c lib/config.h \
+	lib/cfg.c lib/cfg.h \
 	lib/egress.c lib/egress.h \
 	lib/mtasts.c lib/mtasts.h \
 	lib/ctl.c lib/ctl.h \

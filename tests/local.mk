@@ -14,7 +14,7 @@ unit_tests += \
 	tests/unit/test_tls \
 	tests/unit/test_smtp_client \
 	tests/unit/test_dns \
-	tests/unit/test_config \
+	tests/unit/test_cfg \
 	tests/unit/test_mtasts
 check_PROGRAMS += $(unit_tests)
 TESTS += $(unit_tests)
@@ -45,8 +45,8 @@ tests_unit_test_smtp_client_CFLAGS = $(UNIT_CFLAGS) $(GNUTLS_CFLAGS)
 tests_unit_test_smtp_client_LDADD = $(UNIT_LDADD)
 tests_unit_test_egress_CFLAGS = $(UNIT_CFLAGS)
 tests_unit_test_egress_LDADD = $(UNIT_LDADD)
-tests_unit_test_config_CFLAGS = $(UNIT_CFLAGS)
-tests_unit_test_config_LDADD = $(UNIT_LDADD)
+tests_unit_test_cfg_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_test_cfg_LDADD = $(UNIT_LDADD)
 tests_unit_test_mtasts_CFLAGS = $(UNIT_CFLAGS) $(LIBCURL_CFLAGS) $(LIBUV_CFLAGS) -DKUMO_TOP_SRCDIR='"$(abs_top_srcdir)"'
 tests_unit_test_mtasts_LDADD = $(UNIT_LDADD)
 EXTRA_DIST += tests/lab/mtasts-server.py

@@ -1,5 +1,5 @@
 /*
- * config.h: loading kumo's libconfig files, with typed getters that turn
+ * cfg.h: loading kumo's libconfig files, with typed getters that turn
  * every problem into one line an operator can act on:
  *
  *     kumod.conf:42: shaping.default.max_message_rate: "5/fortnight": unknown period "fortnight"
@@ -14,7 +14,7 @@
  * KUMO_E* code with *err_r set (allocated, the caller frees; err_r may be
  * NULL). A value of the wrong type is an error naming the expected type; no
  * getter converts between types. Unknown settings are errors too, through
- * config_check_keys(): a typo in a mail configuration must not be ignored.
+ * cfg_check_keys(): a typo in a mail configuration must not be ignored.
  *
  * libconfig 1.5 facts that shape this module:
  * - An integer literal beyond 32 bits without an "L" suffix is silently
@@ -24,8 +24,8 @@
  *   (libconfig's include_dir); absolute @include paths therefore fail.
  * - Duplicate setting names in a group are a load (syntax) error.
  */
-#ifndef KUMO_CONFIG_H
-#define KUMO_CONFIG_H
+#ifndef KUMO_CFG_H
+#define KUMO_CFG_H
 
 #include <stddef.h>
 #include <stdint.h>
@@ -35,51 +35,51 @@
 struct cidr_list;
 struct throttle_spec;
 
-struct config;
+struct cfg;
 
 /*
  * Load a configuration file. NULL on failure with *err_r set, e.g.
  * "kumod.conf:12: syntax error" or "kumod.conf: cannot read: No such file
- * or directory". Free the result with config_free().
+ * or directory". Free the result with cfg_free().
  */
-struct config *config_load(const char *path, char **err_r);
+struct cfg *cfg_load(const char *path, char **err_r);
 /* Load from memory; name stands for the file name in messages ("<string>" if NULL). */
-struct config *config_load_string(const char *text, const char *name, char **err_r);
+struct cfg *cfg_load_string(const char *text, const char *name, char **err_r);
 /* Free a configuration and clear the caller's pointer; NULL is fine. */
-void config_free(struct config **cp);
-/* The root group. Settings (and strings from getters) live until config_free(). */
-config_setting_t *config_root(const struct config *c);
-/* The file name given to config_load() (or the name given to config_load_string()). */
-const char *config_name(const struct config *c);
+void cfg_free(struct cfg **cp);
+/* The root group. Settings (and strings from getters) live until cfg_free(). */
+config_setting_t *cfg_root(const struct cfg *c);
+/* The file name given to cfg_load() (or the name given to cfg_load_string()). */
+const char *cfg_name(const struct cfg *c);
 
 /*
  * The path of a setting from the root: "spool_dir", "sources.[0]",
  * "shaping.domains.[2].max_message_rate"; "" for the root. Allocated; the
  * caller frees.
  */
-char *config_setting_path(const config_setting_t *s);
+char *cfg_setting_path(const config_setting_t *s);
 
 /*
  * An allocated message "FILE:LINE: PATH: TEXT" about setting s (the line and
  * path parts are left out where they do not apply, e.g. for the root), for
  * callers that check meaning beyond types ("unknown egress pool").
  */
-char *config_errorf(const config_setting_t *s, const char *fmt, ...)
+char *cfg_errorf(const config_setting_t *s, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
 /* A string; *out points into the configuration. */
-int config_get_string(const config_setting_t *grp, const char *name, const char **out,
+int cfg_get_string(const config_setting_t *grp, const char *name, const char **out,
                       char **err_r);
 /* An integer within [min, max] (KUMO_ERANGE outside). */
-int config_get_int(const config_setting_t *grp, const char *name, int64_t min, int64_t max,
+int cfg_get_int(const config_setting_t *grp, const char *name, int64_t min, int64_t max,
                    int64_t *out, char **err_r);
 /* A boolean (true/false); *out is 0 or 1. */
-int config_get_bool(const config_setting_t *grp, const char *name, int *out, char **err_r);
+int cfg_get_bool(const config_setting_t *grp, const char *name, int *out, char **err_r);
 /* A duration: a non-negative integer (seconds) or a string for duration_parse(). */
-int config_get_duration(const config_setting_t *grp, const char *name, uint64_t *secs,
+int cfg_get_duration(const config_setting_t *grp, const char *name, uint64_t *secs,
                         char **err_r);
 /* A rate string for throttle_parse() ("100/min"). */
-int config_get_rate(const config_setting_t *grp, const char *name, struct throttle_spec *out,
+int cfg_get_rate(const config_setting_t *grp, const char *name, struct throttle_spec *out,
                     char **err_r);
 /*
  * An array or list of address/prefix strings (a single string is a list of
@@ -87,20 +87,20 @@ int config_get_rate(const config_setting_t *grp, const char *name, struct thrott
  * freed): the caller frees it with cidr_list_free(). An empty array gives an
  * empty list.
  */
-int config_get_cidr_list(const config_setting_t *grp, const char *name, struct cidr_list **out,
+int cfg_get_cidr_list(const config_setting_t *grp, const char *name, struct cidr_list **out,
                          char **err_r);
 /*
  * An array or list of strings. *out becomes an allocated NULL-terminated
  * array of pointers into the configuration (the caller frees the array
  * only) and *n (if not NULL) its length.
  */
-int config_get_strings(const config_setting_t *grp, const char *name, const char ***out, size_t *n,
+int cfg_get_strings(const config_setting_t *grp, const char *name, const char ***out, size_t *n,
                        char **err_r);
 /* A group ({ ... }). */
-int config_get_group(const config_setting_t *grp, const char *name, config_setting_t **out,
+int cfg_get_group(const config_setting_t *grp, const char *name, config_setting_t **out,
                      char **err_r);
 /* A list or array (( ... ) or [ ... ]); iterate with config_setting_get_elem(). */
-int config_get_list(const config_setting_t *grp, const char *name, config_setting_t **out,
+int cfg_get_list(const config_setting_t *grp, const char *name, config_setting_t **out,
                     char **err_r);
 
 /*
@@ -110,6 +110,6 @@ int config_get_list(const config_setting_t *grp, const char *name, config_settin
  * kumod.conf:7: sources.[0]: unknown setting "sorce_address" (did you mean "source_address"?)
  * KUMO_EPARSE if grp is not a group. A NULL grp is fine (0).
  */
-int config_check_keys(const config_setting_t *grp, const char *const known[], char **err_r);
+int cfg_check_keys(const config_setting_t *grp, const char *const known[], char **err_r);
 
 #endif

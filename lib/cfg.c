@@ -1,6 +1,6 @@
 /*
- * config.c: libconfig loading and typed getters that report FILE:LINE:
- * PATH: PROBLEM (see config.h). The struct config embeds the libconfig
+ * cfg.c: libconfig loading and typed getters that report FILE:LINE:
+ * PATH: PROBLEM (see cfg.h). The struct cfg embeds the libconfig
  * config_t as its first member, so a setting's ->config pointer leads back
  * to our name for the file when libconfig has none (loads from memory).
  */
@@ -16,21 +16,21 @@
 
 #include "buf.h"
 #include "cidr.h"
-#include "config.h"
+#include "cfg.h"
 #include "duration.h"
 #include "kumo.h"
 #include "throttle.h"
 
-struct config {
+struct cfg {
 	config_t cfg; /* first: settings point at it, we cast back */
 	char *name;
 	char *include_dir;
 };
 
-static struct config *
+static struct cfg *
 config_alloc(const char *name)
 {
-	struct config *c = xcalloc(1, sizeof(*c));
+	struct cfg *c = xcalloc(1, sizeof(*c));
 
 	config_init(&c->cfg);
 	c->name = xstrdup(name);
@@ -38,7 +38,7 @@ config_alloc(const char *name)
 }
 
 void
-config_free(struct config **cp)
+cfg_free(struct cfg **cp)
 {
 	if (cp == NULL || *cp == NULL)
 		return;
@@ -50,8 +50,8 @@ config_free(struct config **cp)
 }
 
 /* Turn a failed config_read*() into "FILE:LINE: TEXT" and free c. */
-static struct config *
-config_load_failed(struct config *c, char **err_r)
+static struct cfg *
+config_load_failed(struct cfg *c, char **err_r)
 {
 	const char *file = config_error_file(&c->cfg);
 	const char *text = config_error_text(&c->cfg);
@@ -59,14 +59,14 @@ config_load_failed(struct config *c, char **err_r)
 	if (err_r != NULL)
 		*err_r = xasprintf("%s:%d: %s", file ? file : c->name, config_error_line(&c->cfg),
 		                   text ? text : "syntax error");
-	config_free(&c);
+	cfg_free(&c);
 	return NULL;
 }
 
-struct config *
-config_load(const char *path, char **err_r)
+struct cfg *
+cfg_load(const char *path, char **err_r)
 {
-	struct config *c;
+	struct cfg *c;
 	struct stat st;
 	const char *slash;
 	FILE *fp;
@@ -97,7 +97,7 @@ config_load(const char *path, char **err_r)
 		if (config_error_type(&c->cfg) == CONFIG_ERR_FILE_IO) {
 			if (err_r != NULL)
 				*err_r = xasprintf("%s: cannot read", path);
-			config_free(&c);
+			cfg_free(&c);
 			return NULL;
 		}
 		return config_load_failed(c, err_r);
@@ -105,10 +105,10 @@ config_load(const char *path, char **err_r)
 	return c;
 }
 
-struct config *
-config_load_string(const char *text, const char *name, char **err_r)
+struct cfg *
+cfg_load_string(const char *text, const char *name, char **err_r)
 {
-	struct config *c = config_alloc(name ? name : "<string>");
+	struct cfg *c = config_alloc(name ? name : "<string>");
 
 	if (config_read_string(&c->cfg, text) != CONFIG_TRUE)
 		return config_load_failed(c, err_r);
@@ -116,13 +116,13 @@ config_load_string(const char *text, const char *name, char **err_r)
 }
 
 config_setting_t *
-config_root(const struct config *c)
+cfg_root(const struct cfg *c)
 {
 	return config_root_setting(&c->cfg);
 }
 
 const char *
-config_name(const struct config *c)
+cfg_name(const struct cfg *c)
 {
 	return c->name;
 }
@@ -142,7 +142,7 @@ config_path_append(struct buf *b, const config_setting_t *s)
 }
 
 char *
-config_setting_path(const config_setting_t *s)
+cfg_setting_path(const config_setting_t *s)
 {
 	struct buf b;
 
@@ -158,7 +158,7 @@ config_setting_file(const config_setting_t *s)
 	const char *file = config_setting_source_file(s);
 
 	if (file == NULL && s->config != NULL)
-		file = ((const struct config *)(const void *)s->config)->name;
+		file = ((const struct cfg *)(const void *)s->config)->name;
 	return file ? file : "<config>";
 }
 
@@ -167,7 +167,7 @@ static char *
 config_vmsg(const config_setting_t *at, const config_setting_t *owner, const char *fmt, va_list ap)
 {
 	struct buf b;
-	char *path = config_setting_path(owner);
+	char *path = cfg_setting_path(owner);
 
 	buf_init(&b, 0);
 	buf_puts(&b, config_setting_file(at));
@@ -182,7 +182,7 @@ config_vmsg(const config_setting_t *at, const config_setting_t *owner, const cha
 }
 
 char *
-config_errorf(const config_setting_t *s, const char *fmt, ...)
+cfg_errorf(const config_setting_t *s, const char *fmt, ...)
 {
 	va_list ap;
 	char *msg;
@@ -266,7 +266,7 @@ config_is_int(const config_setting_t *s)
 }
 
 int
-config_get_string(const config_setting_t *grp, const char *name, const char **out, char **err_r)
+cfg_get_string(const config_setting_t *grp, const char *name, const char **out, char **err_r)
 {
 	config_setting_t *s = config_member(grp, name);
 
@@ -279,7 +279,7 @@ config_get_string(const config_setting_t *grp, const char *name, const char **ou
 }
 
 int
-config_get_int(const config_setting_t *grp, const char *name, int64_t min, int64_t max,
+cfg_get_int(const config_setting_t *grp, const char *name, int64_t min, int64_t max,
                int64_t *out, char **err_r)
 {
 	config_setting_t *s = config_member(grp, name);
@@ -301,7 +301,7 @@ config_get_int(const config_setting_t *grp, const char *name, int64_t min, int64
 }
 
 int
-config_get_bool(const config_setting_t *grp, const char *name, int *out, char **err_r)
+cfg_get_bool(const config_setting_t *grp, const char *name, int *out, char **err_r)
 {
 	config_setting_t *s = config_member(grp, name);
 
@@ -314,7 +314,7 @@ config_get_bool(const config_setting_t *grp, const char *name, int *out, char **
 }
 
 int
-config_get_duration(const config_setting_t *grp, const char *name, uint64_t *secs, char **err_r)
+cfg_get_duration(const config_setting_t *grp, const char *name, uint64_t *secs, char **err_r)
 {
 	config_setting_t *s = config_member(grp, name);
 	char *msg = NULL;
@@ -343,7 +343,7 @@ config_get_duration(const config_setting_t *grp, const char *name, uint64_t *sec
 }
 
 int
-config_get_rate(const config_setting_t *grp, const char *name, struct throttle_spec *out,
+cfg_get_rate(const config_setting_t *grp, const char *name, struct throttle_spec *out,
                 char **err_r)
 {
 	config_setting_t *s = config_member(grp, name);
@@ -363,7 +363,7 @@ config_get_rate(const config_setting_t *grp, const char *name, struct throttle_s
 }
 
 int
-config_get_cidr_list(const config_setting_t *grp, const char *name, struct cidr_list **out,
+cfg_get_cidr_list(const config_setting_t *grp, const char *name, struct cidr_list **out,
                      char **err_r)
 {
 	config_setting_t *s = config_member(grp, name);
@@ -408,7 +408,7 @@ fail:
 }
 
 int
-config_get_strings(const config_setting_t *grp, const char *name, const char ***out, size_t *np,
+cfg_get_strings(const config_setting_t *grp, const char *name, const char ***out, size_t *np,
                    char **err_r)
 {
 	config_setting_t *s = config_member(grp, name);
@@ -436,7 +436,7 @@ config_get_strings(const config_setting_t *grp, const char *name, const char ***
 }
 
 int
-config_get_group(const config_setting_t *grp, const char *name, config_setting_t **out,
+cfg_get_group(const config_setting_t *grp, const char *name, config_setting_t **out,
                  char **err_r)
 {
 	config_setting_t *s = config_member(grp, name);
@@ -450,7 +450,7 @@ config_get_group(const config_setting_t *grp, const char *name, config_setting_t
 }
 
 int
-config_get_list(const config_setting_t *grp, const char *name, config_setting_t **out, char **err_r)
+cfg_get_list(const config_setting_t *grp, const char *name, config_setting_t **out, char **err_r)
 {
 	config_setting_t *s = config_member(grp, name);
 
@@ -529,7 +529,7 @@ config_unknown_msg(const config_setting_t *grp, const config_setting_t *m,
 }
 
 int
-config_check_keys(const config_setting_t *grp, const char *const known[], char **err_r)
+cfg_check_keys(const config_setting_t *grp, const char *const known[], char **err_r)
 {
 	int i, n;
 	size_t k;

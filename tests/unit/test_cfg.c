@@ -1,4 +1,4 @@
-/* test_config.c: libconfig loading and typed getters with FILE:LINE: PATH: errors (lib/config.c).
+/* test_cfg.c: libconfig loading and typed getters with FILE:LINE: PATH: errors (lib/config.c).
  */
 #include <dirent.h>
 #include <stdint.h>
@@ -8,7 +8,7 @@
 #include <unistd.h>
 
 #include "cidr.h"
-#include "config.h"
+#include "cfg.h"
 #include "kumo.h"
 #include "throttle.h"
 #include "unit.h"
@@ -20,7 +20,7 @@ static char tmpdir[64];
  * line N is lines[N - 1].
  */
 static const char *const kumod_conf[] = {
-    /*  1 */ "# kumod.conf for test_config",
+    /*  1 */ "# kumod.conf for test_cfg",
     /*  2 */ "spool_dir = \"/var/spool/kumod\";",
     /*  3 */ "log_dir = 42;",
     /*  4 */ "listen = ( { address = \"127.0.0.1:2525\";",
@@ -79,14 +79,14 @@ strip_dir(const char *err)
 	return err + n + 1;
 }
 
-static struct config *
+static struct cfg *
 load_kumod_conf(void)
 {
 	char path[256], *err = NULL;
-	struct config *c;
+	struct cfg *c;
 
 	write_file("kumod.conf", kumod_conf, KUMO_NELEM(kumod_conf), path, sizeof(path));
-	c = config_load(path, &err);
+	c = cfg_load(path, &err);
 	if (c == NULL)
 		fprintf(stderr, "  load: %s\n", err);
 	free(err);
@@ -117,23 +117,23 @@ test_load_errors(void)
 
 	for (i = 0; i < KUMO_NELEM(rows); i++) {
 		char path[256], *err = NULL;
-		struct config *c;
+		struct cfg *c;
 
 		for (n = 0; rows[i].lines[n] != NULL; n++)
 			;
 		write_file(rows[i].name, rows[i].lines, n, path, sizeof(path));
-		c = config_load(path, &err);
+		c = cfg_load(path, &err);
 		if (rows[i].want == NULL) {
 			CU_ASSERT_PTR_NOT_NULL(c);
 			CU_ASSERT_PTR_NULL(err);
 			if (c != NULL)
-				UNIT_EXPECT_STR("name", config_name(c), path);
+				UNIT_EXPECT_STR("name", cfg_name(c), path);
 		} else {
 			CU_ASSERT_PTR_NULL(c);
 			UNIT_EXPECT_STR(rows[i].name, strip_dir(err), rows[i].want);
 		}
 		free(err);
-		config_free(&c);
+		cfg_free(&c);
 		CU_ASSERT_PTR_NULL(c);
 		unlink(path);
 	}
@@ -143,48 +143,48 @@ static void
 test_load_io_errors(void)
 {
 	char path[256], want[320], *err = NULL;
-	struct config *c;
+	struct cfg *c;
 
 	snprintf(path, sizeof(path), "%s/nope.conf", tmpdir);
-	c = config_load(path, &err);
+	c = cfg_load(path, &err);
 	CU_ASSERT_PTR_NULL(c);
 	snprintf(want, sizeof(want), "%s: cannot read: No such file or directory", path);
 	UNIT_EXPECT_STR("missing", err, want);
 	free(err);
 	err = NULL;
-	c = config_load(tmpdir, &err);
+	c = cfg_load(tmpdir, &err);
 	CU_ASSERT_PTR_NULL(c);
 	snprintf(want, sizeof(want), "%s: cannot read: Is a directory", tmpdir);
 	UNIT_EXPECT_STR("directory", err, want);
 	free(err);
-	CU_ASSERT_PTR_NULL(config_load(path, NULL)); /* err_r optional */
-	config_free(NULL);
+	CU_ASSERT_PTR_NULL(cfg_load(path, NULL)); /* err_r optional */
+	cfg_free(NULL);
 }
 
 static void
 test_load_string(void)
 {
 	char *err = NULL;
-	struct config *c = config_load_string("a = 1;\nb = ;\n", NULL, &err);
+	struct cfg *c = cfg_load_string("a = 1;\nb = ;\n", NULL, &err);
 
 	CU_ASSERT_PTR_NULL(c);
 	UNIT_EXPECT_STR("unnamed", err, "<string>:2: syntax error");
 	free(err);
 	err = NULL;
-	c = config_load_string("a = 1;\n\nb = \"x\";\n", "inline", &err);
+	c = cfg_load_string("a = 1;\n\nb = \"x\";\n", "inline", &err);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(c);
 	{
 		int64_t v = -1;
 
-		UNIT_EXPECT_INT("int", config_get_int(config_root(c), "a", 0, 10, &v, &err), 0);
+		UNIT_EXPECT_INT("int", cfg_get_int(cfg_root(c), "a", 0, 10, &v, &err), 0);
 		UNIT_EXPECT_INT("int value", v, 1);
-		UNIT_EXPECT_INT("wrong type", config_get_int(config_root(c), "b", 0, 10, &v, &err),
+		UNIT_EXPECT_INT("wrong type", cfg_get_int(cfg_root(c), "b", 0, 10, &v, &err),
 		                KUMO_EPARSE);
 		UNIT_EXPECT_STR("named source", err,
 		                "inline:3: b: expected an integer, got a string");
 		free(err);
 	}
-	config_free(&c);
+	cfg_free(&c);
 }
 
 /* Relative @include resolves next to the main file; errors name the included file. */
@@ -194,7 +194,7 @@ test_include(void)
 	static const char *const main_lines[] = {"a = 1;", "@include \"part.conf\"", "c = 3;"};
 	static const char *const part_lines[] = {"# part", "b = \"5/fortnight\";"};
 	char mpath[256], ppath[256], *err = NULL, cwd[512];
-	struct config *c;
+	struct cfg *c;
 	struct throttle_spec spec;
 
 	write_file("main.conf", main_lines, KUMO_NELEM(main_lines), mpath, sizeof(mpath));
@@ -202,17 +202,17 @@ test_include(void)
 	/* Load from another working directory so only the include dir can find part.conf. */
 	CU_ASSERT_PTR_NOT_NULL_FATAL(getcwd(cwd, sizeof(cwd)));
 	CU_ASSERT_EQUAL_FATAL(chdir("/"), 0);
-	c = config_load(mpath, &err);
+	c = cfg_load(mpath, &err);
 	CU_ASSERT_EQUAL(chdir(cwd), 0);
 	if (c == NULL)
 		fprintf(stderr, "  include: %s\n", err);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(c);
-	UNIT_EXPECT_INT("rate in include", config_get_rate(config_root(c), "b", &spec, &err),
+	UNIT_EXPECT_INT("rate in include", cfg_get_rate(cfg_root(c), "b", &spec, &err),
 	                KUMO_EPARSE);
 	UNIT_EXPECT_STR("error names the included file", strip_dir(err),
 	                "part.conf:2: b: \"5/fortnight\": unknown period \"fortnight\"");
 	free(err);
-	config_free(&c);
+	cfg_free(&c);
 	unlink(mpath);
 	unlink(ppath);
 }
@@ -231,7 +231,7 @@ get_as_text(const config_setting_t *grp, const char *name, enum kind k, int64_t 
 	case K_STRING: {
 		const char *s = NULL;
 
-		rc = config_get_string(grp, name, &s, err);
+		rc = cfg_get_string(grp, name, &s, err);
 		if (s != NULL)
 			snprintf(out, outlen, "%s", s);
 		break;
@@ -239,7 +239,7 @@ get_as_text(const config_setting_t *grp, const char *name, enum kind k, int64_t 
 	case K_INT: {
 		int64_t v = INT64_MIN;
 
-		rc = config_get_int(grp, name, min, max, &v, err);
+		rc = cfg_get_int(grp, name, min, max, &v, err);
 		if (v != INT64_MIN)
 			snprintf(out, outlen, "%lld", (long long)v);
 		break;
@@ -247,7 +247,7 @@ get_as_text(const config_setting_t *grp, const char *name, enum kind k, int64_t 
 	case K_BOOL: {
 		int v = -1;
 
-		rc = config_get_bool(grp, name, &v, err);
+		rc = cfg_get_bool(grp, name, &v, err);
 		if (v != -1)
 			snprintf(out, outlen, "%d", v);
 		break;
@@ -255,7 +255,7 @@ get_as_text(const config_setting_t *grp, const char *name, enum kind k, int64_t 
 	case K_DURATION: {
 		uint64_t v = UINT64_MAX;
 
-		rc = config_get_duration(grp, name, &v, err);
+		rc = cfg_get_duration(grp, name, &v, err);
 		if (v != UINT64_MAX)
 			snprintf(out, outlen, "%llu", (unsigned long long)v);
 		break;
@@ -263,7 +263,7 @@ get_as_text(const config_setting_t *grp, const char *name, enum kind k, int64_t 
 	case K_RATE: {
 		struct throttle_spec spec = {0, 0, 0};
 
-		rc = config_get_rate(grp, name, &spec, err);
+		rc = cfg_get_rate(grp, name, &spec, err);
 		if (spec.limit != 0)
 			throttle_spec_format(&spec, out, outlen);
 		break;
@@ -272,7 +272,7 @@ get_as_text(const config_setting_t *grp, const char *name, enum kind k, int64_t 
 		struct cidr_list *l = cidr_list_new(), *orig = l;
 
 		cidr_list_add(l, "192.0.2.1", NULL);
-		rc = config_get_cidr_list(grp, name, &l, err);
+		rc = cfg_get_cidr_list(grp, name, &l, err);
 		if (l != orig) {
 			char *s = cidr_list_format(l);
 
@@ -286,7 +286,7 @@ get_as_text(const config_setting_t *grp, const char *name, enum kind k, int64_t 
 		const char **v = NULL;
 		size_t n = 99, i, len = 0;
 
-		rc = config_get_strings(grp, name, &v, &n, err);
+		rc = cfg_get_strings(grp, name, &v, &n, err);
 		if (v != NULL) {
 			out[0] = '\0';
 			for (i = 0; i < n; i++)
@@ -302,10 +302,10 @@ get_as_text(const config_setting_t *grp, const char *name, enum kind k, int64_t 
 	case K_LIST: {
 		config_setting_t *s = NULL;
 
-		rc = k == K_GROUP ? config_get_group(grp, name, &s, err)
-		                  : config_get_list(grp, name, &s, err);
+		rc = k == K_GROUP ? cfg_get_group(grp, name, &s, err)
+		                  : cfg_get_list(grp, name, &s, err);
 		if (s != NULL) {
-			char *p = config_setting_path(s);
+			char *p = cfg_setting_path(s);
 
 			snprintf(out, outlen, "%s", p);
 			free(p);
@@ -426,14 +426,14 @@ test_getters(void)
 	    {"no.such.group", "x", K_INT, 0, 10, 1, "<default>"},
 	    {"no.such.group", "x", K_CIDR, 0, 10, 1, "<default>"},
 	};
-	struct config *c = load_kumod_conf();
+	struct cfg *c = load_kumod_conf();
 	size_t i;
 
 	CU_ASSERT_PTR_NOT_NULL_FATAL(c);
 	for (i = 0; i < KUMO_NELEM(rows); i++) {
 		config_setting_t *grp = rows[i].grp[0]
-		                            ? config_setting_lookup(config_root(c), rows[i].grp)
-		                            : config_root(c);
+		                            ? config_setting_lookup(cfg_root(c), rows[i].grp)
+		                            : cfg_root(c);
 		char out[512], what[128], *err = NULL;
 		int rc = get_as_text(grp, rows[i].name, rows[i].k, rows[i].min, rows[i].max, out,
 		                     sizeof(out), &err);
@@ -455,7 +455,7 @@ test_getters(void)
 		                            out, sizeof(out), NULL),
 		                rows[i].want_rc);
 	}
-	config_free(&c);
+	cfg_free(&c);
 }
 
 static void
@@ -495,19 +495,19 @@ test_check_keys(void)
 	     "kumod.conf:15: queues.default: unknown setting \"no\""},
 	    {"dns", no_keys, KUMO_ENOTFOUND, "kumod.conf:10: dns: unknown setting \"local_data\""},
 	};
-	struct config *c = load_kumod_conf();
+	struct cfg *c = load_kumod_conf();
 	size_t i;
 
 	CU_ASSERT_PTR_NOT_NULL_FATAL(c);
 	for (i = 0; i < KUMO_NELEM(rows); i++) {
 		config_setting_t *grp = rows[i].grp[0]
-		                            ? config_setting_lookup(config_root(c), rows[i].grp)
-		                            : config_root(c);
+		                            ? config_setting_lookup(cfg_root(c), rows[i].grp)
+		                            : cfg_root(c);
 		char *err = NULL;
 		int rc;
 
 		CU_ASSERT_PTR_NOT_NULL_FATAL(grp);
-		rc = config_check_keys(grp, rows[i].known, &err);
+		rc = cfg_check_keys(grp, rows[i].known, &err);
 		UNIT_EXPECT_INT(rows[i].grp, rc, rows[i].want_rc);
 		if (rows[i].want == NULL) {
 			CU_ASSERT_PTR_NULL(err);
@@ -515,11 +515,11 @@ test_check_keys(void)
 			UNIT_EXPECT_STR(rows[i].grp, strip_dir(err), rows[i].want);
 		}
 		free(err);
-		UNIT_EXPECT_INT("no err_r", config_check_keys(grp, rows[i].known, NULL),
+		UNIT_EXPECT_INT("no err_r", cfg_check_keys(grp, rows[i].known, NULL),
 		                rows[i].want_rc);
 	}
-	UNIT_EXPECT_INT("NULL group", config_check_keys(NULL, source_keys, NULL), 0);
-	config_free(&c);
+	UNIT_EXPECT_INT("NULL group", cfg_check_keys(NULL, source_keys, NULL), 0);
+	cfg_free(&c);
 }
 
 /* Paths name list elements by index and look back up to the same setting. */
@@ -535,56 +535,56 @@ test_paths_and_errorf(void)
 	    "dns.local_data.[1]",
 	    "sources.[1].zzzzzz",
 	};
-	struct config *c = load_kumod_conf();
+	struct cfg *c = load_kumod_conf();
 	config_setting_t *s;
 	char *p, *msg;
 	size_t i;
 
 	CU_ASSERT_PTR_NOT_NULL_FATAL(c);
-	p = config_setting_path(config_root(c));
+	p = cfg_setting_path(cfg_root(c));
 	UNIT_EXPECT_STR("root path", p, "");
 	free(p);
 	for (i = 0; i < KUMO_NELEM(paths); i++) {
-		s = config_setting_lookup(config_root(c), paths[i]);
+		s = config_setting_lookup(cfg_root(c), paths[i]);
 		CU_ASSERT_PTR_NOT_NULL_FATAL(s);
-		p = config_setting_path(s);
+		p = cfg_setting_path(s);
 		UNIT_EXPECT_STR("path", p, paths[i]);
-		CU_ASSERT_PTR_EQUAL(config_setting_lookup(config_root(c), p), s);
+		CU_ASSERT_PTR_EQUAL(config_setting_lookup(cfg_root(c), p), s);
 		free(p);
 	}
-	s = config_setting_lookup(config_root(c), "shaping.domains.[1].domain");
-	msg = config_errorf(s, "no MX for %s", "foo.com");
+	s = config_setting_lookup(cfg_root(c), "shaping.domains.[1].domain");
+	msg = cfg_errorf(s, "no MX for %s", "foo.com");
 	UNIT_EXPECT_STR("errorf", strip_dir(msg),
 	                "kumod.conf:22: shaping.domains.[1].domain: no MX for foo.com");
 	free(msg);
-	msg = config_errorf(config_root(c), "nothing to do");
+	msg = cfg_errorf(cfg_root(c), "nothing to do");
 	UNIT_EXPECT_STR("errorf at root", strip_dir(msg), "kumod.conf: nothing to do");
 	free(msg);
-	config_free(&c);
+	cfg_free(&c);
 }
 
 /* Getting a CIDR list replaces (and frees) what *out held; on error *out is kept. */
 static void
 test_cidr_list_replace(void)
 {
-	struct config *c =
-	    config_load_string("a = [ \"10.0.0.0/8\" ];\nb = [ \"bogus\" ];\n", "mem", NULL);
+	struct cfg *c =
+	    cfg_load_string("a = [ \"10.0.0.0/8\" ];\nb = [ \"bogus\" ];\n", "mem", NULL);
 	struct cidr_list *l = cidr_list_new(), *keep;
 	char *err = NULL;
 
 	CU_ASSERT_PTR_NOT_NULL_FATAL(c);
 	cidr_list_add(l, "127.0.0.1", NULL);
 	keep = l;
-	UNIT_EXPECT_INT("bad", config_get_cidr_list(config_root(c), "b", &l, &err), KUMO_EPARSE);
+	UNIT_EXPECT_INT("bad", cfg_get_cidr_list(cfg_root(c), "b", &l, &err), KUMO_EPARSE);
 	UNIT_EXPECT_STR("bad err", err, "mem:2: b.[0]: \"bogus\": bad address \"bogus\"");
 	CU_ASSERT_PTR_EQUAL(l, keep);
 	UNIT_EXPECT_INT("kept default", cidr_list_match_str(l, "127.0.0.1"), 1);
 	free(err);
-	UNIT_EXPECT_INT("good", config_get_cidr_list(config_root(c), "a", &l, NULL), 0);
+	UNIT_EXPECT_INT("good", cfg_get_cidr_list(cfg_root(c), "a", &l, NULL), 0);
 	UNIT_EXPECT_INT("replaced", cidr_list_match_str(l, "127.0.0.1"), 0);
 	UNIT_EXPECT_INT("new entry", cidr_list_match_str(l, "10.1.2.3"), 1);
 	cidr_list_free(&l); /* the old list was freed by the getter: ASan would tell */
-	config_free(&c);
+	cfg_free(&c);
 }
 
 int
