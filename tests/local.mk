@@ -22,7 +22,7 @@ TESTS += $(unit_tests)
 UNIT_CFLAGS = $(AM_CFLAGS) $(CUNIT_CFLAGS) $(LIBCONFIG_CFLAGS) $(LIBUV_CFLAGS)
 UNIT_LDADD = tests/unit/libunit.a $(KUMO_LIBS) $(CUNIT_LIBS)
 check_LIBRARIES = tests/unit/libunit.a
-tests_unit_libunit_a_SOURCES = tests/unit/unit.c tests/unit/unit.h
+tests_unit_libunit_a_SOURCES = tests/unit/unit.c tests/unit/unit.h tests/unit/unit_loop.h
 tests_unit_libunit_a_CFLAGS = $(UNIT_CFLAGS)
 
 tests_unit_test_buf_CFLAGS = $(UNIT_CFLAGS)

@@ -23,75 +23,9 @@
 #include "conn.h"
 #include "kumo.h"
 #include "unit.h"
+#include "unit_loop.h"
 
-#define GUARD_MS 5000
 
-static uv_loop_t loop;
-static uv_timer_t guard;
-static int guard_fired;
-
-static void
-guard_cb(uv_timer_t *t)
-{
-	(void)t;
-	guard_fired = 1;
-}
-
-static void
-loop_begin(void)
-{
-	guard_fired = 0;
-	uv_loop_init(&loop);
-	uv_timer_init(&loop, &guard);
-	uv_timer_start(&guard, guard_cb, GUARD_MS, 0);
-}
-
-/* Run until *flag is set or the guard fires; 1 if the flag was set. */
-static int
-run_until(const int *flag)
-{
-	while (!*flag && !guard_fired)
-		uv_run(&loop, UV_RUN_ONCE);
-	if (!*flag)
-		fprintf(stderr, "  guard timer fired\n");
-	return *flag;
-}
-
-static void
-walk_close(uv_handle_t *h, void *arg)
-{
-	(void)arg;
-	if (!uv_is_closing(h))
-		uv_close(h, NULL);
-}
-
-static void
-loop_end(void)
-{
-	int i;
-
-	uv_close((uv_handle_t *)&guard, NULL);
-	for (i = 0; i < 50 && uv_loop_alive(&loop); i++)
-		uv_run(&loop, UV_RUN_NOWAIT);
-	if (uv_loop_alive(&loop)) {
-		CU_FAIL("handles left open");
-		uv_walk(&loop, walk_close, NULL);
-		uv_run(&loop, UV_RUN_DEFAULT);
-	}
-	UNIT_EXPECT_INT("uv_loop_close", uv_loop_close(&loop), 0);
-}
-
-static struct sockaddr_in
-addr4(const char *ip, int port)
-{
-	struct sockaddr_in sin;
-
-	memset(&sin, 0, sizeof(sin));
-	sin.sin_family = AF_INET;
-	sin.sin_port = htons((uint16_t)port);
-	inet_pton(AF_INET, ip, &sin.sin_addr);
-	return sin;
-}
 
 /* ---- a uv_tcp server: greets, answers "ping" with "pong", counts bytes ---- */
 
@@ -163,7 +97,7 @@ tcpsrv_conn(uv_stream_t *l, int status)
 
 	if (status < 0 || s->accepted)
 		return;
-	uv_tcp_init(&loop, &s->client);
+	uv_tcp_init(&unit_loop, &s->client);
 	s->client.data = s;
 	if (uv_accept(l, (uv_stream_t *)&s->client) != 0)
 		return;
@@ -179,14 +113,14 @@ tcpsrv_conn(uv_stream_t *l, int status)
 static void
 tcpsrv_start(struct tcpsrv *s, const char *greeting)
 {
-	struct sockaddr_in sin = addr4("127.0.0.1", 0);
+	struct sockaddr_in sin = unit_addr4("127.0.0.1", 0);
 	struct sockaddr_storage ss;
 	int len = sizeof(ss);
 
 	memset(s, 0, sizeof(*s));
 	buf_init(&s->got, 0);
 	s->greeting = greeting;
-	uv_tcp_init(&loop, &s->listener);
+	uv_tcp_init(&unit_loop, &s->listener);
 	s->listener.data = s;
 	CU_ASSERT_EQUAL_FATAL(uv_tcp_bind(&s->listener, (struct sockaddr *)&sin, 0), 0);
 	CU_ASSERT_EQUAL_FATAL(uv_listen((uv_stream_t *)&s->listener, 8, tcpsrv_conn), 0);
@@ -226,7 +160,7 @@ cli_connect(struct conn *c, int status, void *arg)
 
 	k->connected = 1;
 	k->connect_status = status;
-	k->t_event = uv_now(&loop);
+	k->t_event = uv_now(&unit_loop);
 	if (status < 0)
 		k->done = 1;
 	(void)c;
@@ -258,7 +192,7 @@ cli_error(struct conn *c, int err, void *arg)
 	(void)c;
 	k->err = err;
 	k->got_err++;
-	k->t_event = uv_now(&loop);
+	k->t_event = uv_now(&unit_loop);
 	k->done = 1;
 }
 
@@ -294,8 +228,8 @@ cli_init(struct cli *k)
 {
 	memset(k, 0, sizeof(*k));
 	buf_init(&k->got, 0);
-	k->c = conn_new(&loop, &cli_cbs, k);
-	k->t_start = uv_now(&loop);
+	k->c = conn_new(&unit_loop, &cli_cbs, k);
+	k->t_start = uv_now(&unit_loop);
 }
 
 static void
@@ -313,13 +247,13 @@ test_exchange(void)
 	struct sockaddr_in sin;
 	char str[64];
 
-	loop_begin();
+	unit_loop_begin();
 	tcpsrv_start(&s, "hello\r\n");
 	cli_init(&k);
-	sin = addr4("127.0.0.1", s.port);
+	sin = unit_addr4("127.0.0.1", s.port);
 	UNIT_EXPECT_INT("connect", conn_connect(k.c, (struct sockaddr *)&sin, NULL, 2000), 0);
 	UNIT_EXPECT_INT("second connect", conn_connect(k.c, (struct sockaddr *)&sin, NULL, 2000), KUMO_EINVAL);
-	CU_ASSERT_TRUE(run_until(&k.done));
+	CU_ASSERT_TRUE(unit_run_until(&k.done));
 	UNIT_EXPECT_INT("connect status", k.connect_status, 0);
 	UNIT_EXPECT_INT("errors", k.got_err, 0);
 	CU_ASSERT_TRUE(strstr(k.got.data, "hello\r\n[sent]pong\r\n") != NULL);
@@ -341,7 +275,7 @@ test_exchange(void)
 	conn_close(k.c); /* twice is fine */
 	UNIT_EXPECT_INT("write after close", conn_write(k.c, "x", 1), KUMO_EINVAL);
 	tcpsrv_stop(&s);
-	loop_end();
+	unit_loop_end();
 	UNIT_EXPECT_INT("closed once", k.closed, 1);
 	buf_release(&k.got);
 	buf_release(&s.got);
@@ -354,16 +288,16 @@ test_close_inside_read(void)
 	struct cli k;
 	struct sockaddr_in sin;
 
-	loop_begin();
+	unit_loop_begin();
 	tcpsrv_start(&s, "hello\r\n");
 	cli_init(&k);
 	k.close_in_read = 1;
-	sin = addr4("127.0.0.1", s.port);
+	sin = unit_addr4("127.0.0.1", s.port);
 	UNIT_EXPECT_INT("connect", conn_connect(k.c, (struct sockaddr *)&sin, NULL, 2000), 0);
-	CU_ASSERT_TRUE(run_until(&k.closed));
+	CU_ASSERT_TRUE(unit_run_until(&k.closed));
 	UNIT_EXPECT_INT("no error after close", k.got_err, 0);
 	tcpsrv_stop(&s);
-	loop_end();
+	unit_loop_end();
 	UNIT_EXPECT_INT("closed once", k.closed, 1);
 	buf_release(&k.got);
 	buf_release(&s.got);
@@ -373,7 +307,7 @@ test_close_inside_read(void)
 static int
 dead_port(void)
 {
-	struct sockaddr_in sin = addr4("127.0.0.1", 0);
+	struct sockaddr_in sin = unit_addr4("127.0.0.1", 0);
 	socklen_t len = sizeof(sin);
 	int fd = socket(AF_INET, SOCK_STREAM, 0), port;
 
@@ -390,16 +324,16 @@ test_refused(void)
 	struct cli k;
 	struct sockaddr_in sin;
 
-	loop_begin();
+	unit_loop_begin();
 	cli_init(&k);
-	sin = addr4("127.0.0.1", dead_port());
+	sin = unit_addr4("127.0.0.1", dead_port());
 	UNIT_EXPECT_INT("connect", conn_connect(k.c, (struct sockaddr *)&sin, NULL, 3000), 0);
-	CU_ASSERT_TRUE(run_until(&k.connected));
+	CU_ASSERT_TRUE(unit_run_until(&k.connected));
 	UNIT_EXPECT_INT("status", k.connect_status, UV_ECONNREFUSED);
 	CU_ASSERT_TRUE(k.t_event - k.t_start < 1000);
 	CU_ASSERT_TRUE(strstr(conn_error_text(k.c), "refused") != NULL);
 	cli_finish(&k);
-	loop_end();
+	unit_loop_end();
 	UNIT_EXPECT_INT("closed", k.closed, 1);
 	buf_release(&k.got);
 }
@@ -407,7 +341,7 @@ test_refused(void)
 static void
 test_connect_timeout(void)
 {
-	struct sockaddr_in sin = addr4("127.0.0.1", 0);
+	struct sockaddr_in sin = unit_addr4("127.0.0.1", 0);
 	socklen_t len = sizeof(sin);
 	int lfd, dummy, r;
 	struct cli k;
@@ -421,14 +355,14 @@ test_connect_timeout(void)
 	r = connect(dummy, (struct sockaddr *)&sin, sizeof(sin));
 	CU_ASSERT_EQUAL(r, 0);
 
-	loop_begin();
+	unit_loop_begin();
 	cli_init(&k);
 	UNIT_EXPECT_INT("connect", conn_connect(k.c, (struct sockaddr *)&sin, NULL, 300), 0);
-	CU_ASSERT_TRUE(run_until(&k.connected));
+	CU_ASSERT_TRUE(unit_run_until(&k.connected));
 	UNIT_EXPECT_INT("status", k.connect_status, KUMO_ETIMEDOUT);
 	CU_ASSERT_TRUE(k.t_event - k.t_start >= 250 && k.t_event - k.t_start < 2000);
 	cli_finish(&k);
-	loop_end();
+	unit_loop_end();
 	close(dummy);
 	close(lfd);
 	buf_release(&k.got);
@@ -441,18 +375,18 @@ test_phase_timeout(void)
 	struct cli k;
 	struct sockaddr_in sin;
 
-	loop_begin();
+	unit_loop_begin();
 	tcpsrv_start(&s, NULL); /* never speaks */
 	cli_init(&k);
-	sin = addr4("127.0.0.1", s.port);
+	sin = unit_addr4("127.0.0.1", s.port);
 	UNIT_EXPECT_INT("connect", conn_connect(k.c, (struct sockaddr *)&sin, NULL, 2000), 0);
-	CU_ASSERT_TRUE(run_until(&k.connected));
+	CU_ASSERT_TRUE(unit_run_until(&k.connected));
 	UNIT_EXPECT_INT("connect status", k.connect_status, 0);
 	/* A first deadline, replaced by a later one: only the second counts. */
 	conn_set_timeout(k.c, 50);
 	conn_set_timeout(k.c, 250);
-	k.t_start = uv_now(&loop);
-	CU_ASSERT_TRUE(run_until(&k.done));
+	k.t_start = uv_now(&unit_loop);
+	CU_ASSERT_TRUE(unit_run_until(&k.done));
 	UNIT_EXPECT_INT("error", k.err, KUMO_ETIMEDOUT);
 	UNIT_EXPECT_INT("errors", k.got_err, 1);
 	CU_ASSERT_TRUE(k.t_event - k.t_start >= 240 && k.t_event - k.t_start < 2000);
@@ -460,7 +394,7 @@ test_phase_timeout(void)
 		fprintf(stderr, "  fired after %llu ms\n", (unsigned long long)(k.t_event - k.t_start));
 	cli_finish(&k);
 	tcpsrv_stop(&s);
-	loop_end();
+	unit_loop_end();
 	buf_release(&k.got);
 	buf_release(&s.got);
 }
@@ -473,26 +407,26 @@ test_timeout_disarmed(void)
 	struct sockaddr_in sin;
 	uint64_t until;
 
-	loop_begin();
+	unit_loop_begin();
 	tcpsrv_start(&s, NULL);
 	cli_init(&k);
-	sin = addr4("127.0.0.1", s.port);
+	sin = unit_addr4("127.0.0.1", s.port);
 	conn_connect(k.c, (struct sockaddr *)&sin, NULL, 2000);
-	CU_ASSERT_TRUE(run_until(&k.connected));
+	CU_ASSERT_TRUE(unit_run_until(&k.connected));
 	conn_set_timeout(k.c, 100);
 	conn_set_timeout(k.c, 0);
 	/* 300 ms of loop turns: nothing may fire. */
-	uv_update_time(&loop);
-	until = uv_now(&loop) + 300;
-	while (uv_now(&loop) < until && !k.done) {
-		uv_run(&loop, UV_RUN_NOWAIT);
+	uv_update_time(&unit_loop);
+	until = uv_now(&unit_loop) + 300;
+	while (uv_now(&unit_loop) < until && !k.done) {
+		uv_run(&unit_loop, UV_RUN_NOWAIT);
 		usleep(10000);
-		uv_update_time(&loop);
+		uv_update_time(&unit_loop);
 	}
 	UNIT_EXPECT_INT("no timeout when disarmed", k.got_err, 0);
 	cli_finish(&k);
 	tcpsrv_stop(&s);
-	loop_end();
+	unit_loop_end();
 	buf_release(&k.got);
 	buf_release(&s.got);
 }
@@ -504,13 +438,13 @@ test_source_address(void)
 	struct cli k;
 	struct sockaddr_in sin, src;
 
-	loop_begin();
+	unit_loop_begin();
 	tcpsrv_start(&s, "hello\r\n");
 	cli_init(&k);
-	sin = addr4("127.0.0.1", s.port);
-	src = addr4("127.0.0.2", 0);
+	sin = unit_addr4("127.0.0.1", s.port);
+	src = unit_addr4("127.0.0.2", 0);
 	UNIT_EXPECT_INT("connect", conn_connect(k.c, (struct sockaddr *)&sin, (struct sockaddr *)&src, 2000), 0);
-	CU_ASSERT_TRUE(run_until(&k.done));
+	CU_ASSERT_TRUE(unit_run_until(&k.done));
 	UNIT_EXPECT_INT("connect status", k.connect_status, 0);
 	UNIT_EXPECT_STR("server saw", s.peer_ip, "127.0.0.2");
 	cli_finish(&k);
@@ -518,12 +452,12 @@ test_source_address(void)
 	/* Binding the listener's own port fails at once, with no callback. */
 	buf_release(&k.got);
 	cli_init(&k);
-	src = addr4("127.0.0.1", s.port);
+	src = unit_addr4("127.0.0.1", s.port);
 	UNIT_EXPECT_INT("bind conflict", conn_connect(k.c, (struct sockaddr *)&sin, (struct sockaddr *)&src, 2000),
 			UV_EADDRINUSE);
 	cli_finish(&k);
 	tcpsrv_stop(&s);
-	loop_end();
+	unit_loop_end();
 	UNIT_EXPECT_INT("no connect callback", k.connected, 0);
 	buf_release(&k.got);
 	buf_release(&s.got);
@@ -540,19 +474,19 @@ test_big_write(void)
 	int enough = 0;
 
 	memset(block, 'x', total);
-	loop_begin();
+	unit_loop_begin();
 	tcpsrv_start(&s, NULL);
 	cli_init(&k);
-	sin = addr4("127.0.0.1", s.port);
+	sin = unit_addr4("127.0.0.1", s.port);
 	conn_connect(k.c, (struct sockaddr *)&sin, NULL, 2000);
 	/* Queued before the connection is up: goes out once connected. */
 	UNIT_EXPECT_INT("write", conn_write(k.c, block, total / 2), 0);
-	CU_ASSERT_TRUE(run_until(&k.connected));
+	CU_ASSERT_TRUE(unit_run_until(&k.connected));
 	memcpy(buf_reserve(conn_wbuf(k.c), total / 2), block, total / 2);
 	buf_commit(conn_wbuf(k.c), total / 2);
 	UNIT_EXPECT_INT("flush", conn_flush(k.c), 0);
-	while (!guard_fired && !(s.received == total && k.drained > 0))
-		uv_run(&loop, UV_RUN_ONCE);
+	while (!unit_guard_fired && !(s.received == total && k.drained > 0))
+		uv_run(&unit_loop, UV_RUN_ONCE);
 	enough = s.received == total;
 	UNIT_EXPECT_INT("received", s.received, total);
 	CU_ASSERT_TRUE(enough);
@@ -560,7 +494,7 @@ test_big_write(void)
 	UNIT_EXPECT_INT("pending", conn_pending(k.c), 0);
 	cli_finish(&k);
 	tcpsrv_stop(&s);
-	loop_end();
+	unit_loop_end();
 	free(block);
 	buf_release(&k.got);
 	buf_release(&s.got);
@@ -608,7 +542,7 @@ static void
 test_accept_eof(void)
 {
 	static const struct conn_cbs cbs = {.on_read = acc_read, .on_error = acc_error, .on_close = acc_close};
-	struct sockaddr_in sin = addr4("127.0.0.1", 0);
+	struct sockaddr_in sin = unit_addr4("127.0.0.1", 0);
 	socklen_t len = sizeof(sin);
 	int lfd, cfd, afd;
 	struct acc a;
@@ -627,8 +561,8 @@ test_accept_eof(void)
 	CU_ASSERT_EQUAL(write(cfd, "EHLO x\r\nQUIT\r\n", 14), 14);
 	close(cfd);
 
-	loop_begin();
-	a.c = conn_new(&loop, &cbs, &a);
+	unit_loop_begin();
+	a.c = conn_new(&unit_loop, &cbs, &a);
 	UNIT_EXPECT_INT("accept", conn_accept(a.c, afd), 0);
 	{
 		char got[64];
@@ -636,10 +570,10 @@ test_accept_eof(void)
 		conn_addr_str(conn_peer(a.c), got, sizeof(got));
 		CU_ASSERT_TRUE(strncmp(got, "127.0.0.1:", 10) == 0);
 	}
-	CU_ASSERT_TRUE(run_until(&a.closed));
+	CU_ASSERT_TRUE(unit_run_until(&a.closed));
 	UNIT_EXPECT_STR("data before EOF", a.got.data, "EHLO x\r\nQUIT\r\n");
 	UNIT_EXPECT_INT("EOF", a.err, UV_EOF);
-	loop_end();
+	unit_loop_end();
 	close(lfd);
 	buf_release(&a.got);
 }
@@ -648,7 +582,7 @@ static void
 test_read_cap(void)
 {
 	static const struct conn_cbs cbs = {.on_read = NULL, .on_error = acc_error, .on_close = acc_close};
-	struct sockaddr_in sin = addr4("127.0.0.1", 0);
+	struct sockaddr_in sin = unit_addr4("127.0.0.1", 0);
 	socklen_t len = sizeof(sin);
 	int lfd, cfd, afd;
 	char junk[3000];
@@ -666,13 +600,13 @@ test_read_cap(void)
 	afd = accept(lfd, NULL, NULL);
 	CU_ASSERT_EQUAL(write(cfd, junk, sizeof(junk)), (ssize_t)sizeof(junk));
 
-	loop_begin();
-	a.c = conn_new(&loop, &cbs, &a);
+	unit_loop_begin();
+	a.c = conn_new(&unit_loop, &cbs, &a);
 	conn_set_read_max(a.c, 1000);
 	UNIT_EXPECT_INT("accept", conn_accept(a.c, afd), 0);
-	CU_ASSERT_TRUE(run_until(&a.closed));
+	CU_ASSERT_TRUE(unit_run_until(&a.closed));
 	UNIT_EXPECT_INT("cap", a.err, KUMO_ENOSPACE);
-	loop_end();
+	unit_loop_end();
 	close(cfd);
 	close(lfd);
 }
@@ -736,7 +670,7 @@ static void
 test_pause_resume(void)
 {
 	static const struct conn_cbs cbs = {.on_read = pause_read, .on_error = pause_error, .on_close = pause_close};
-	struct sockaddr_in sin = addr4("127.0.0.1", 0);
+	struct sockaddr_in sin = unit_addr4("127.0.0.1", 0);
 	socklen_t len = sizeof(sin);
 	int lfd, cfd, afd;
 	struct pause p;
@@ -753,15 +687,15 @@ test_pause_resume(void)
 	CU_ASSERT_EQUAL(write(cfd, "one\r\ntwo\r\n", 10), 10);
 	close(cfd);
 
-	loop_begin();
-	uv_timer_init(&loop, &p.resume);
+	unit_loop_begin();
+	uv_timer_init(&unit_loop, &p.resume);
 	p.resume.data = &p;
-	p.c = conn_new(&loop, &cbs, &p);
+	p.c = conn_new(&unit_loop, &cbs, &p);
 	UNIT_EXPECT_INT("accept", conn_accept(p.c, afd), 0);
-	CU_ASSERT_TRUE(run_until(&p.closed));
+	CU_ASSERT_TRUE(unit_run_until(&p.closed));
 	UNIT_EXPECT_STR("order", p.log.data, "one\r\n[resume]two\r\n[EOF]");
 	uv_close((uv_handle_t *)&p.resume, NULL);
-	loop_end();
+	unit_loop_end();
 	close(lfd);
 	buf_release(&p.log);
 }

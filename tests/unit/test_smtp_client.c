@@ -31,80 +31,15 @@
 #include "smtp_proto.h"
 #include "tls.h"
 #include "unit.h"
+#include "unit_loop.h"
 
-#define GUARD_MS 5000
 #define CN "mx.example.test"
 
-static uv_loop_t loop;
-static uv_timer_t guard;
-static int guard_fired;
 static char tmpdir[64];
 static char cert_path[128];
 static char key_path[128];
 static struct tls_ctx *server_ctx;
 static struct tls_ctx *client_ctx;
-
-static void
-guard_cb(uv_timer_t *t)
-{
-	(void)t;
-	guard_fired = 1;
-}
-
-static void
-loop_begin(void)
-{
-	guard_fired = 0;
-	uv_loop_init(&loop);
-	uv_timer_init(&loop, &guard);
-	uv_timer_start(&guard, guard_cb, GUARD_MS, 0);
-}
-
-static int
-run_until(const int *flag)
-{
-	while (!*flag && !guard_fired)
-		uv_run(&loop, UV_RUN_ONCE);
-	if (!*flag)
-		fprintf(stderr, "  guard timer fired\n");
-	return *flag;
-}
-
-static void
-walk_close(uv_handle_t *h, void *arg)
-{
-	(void)arg;
-	if (!uv_is_closing(h))
-		uv_close(h, NULL);
-}
-
-static void
-loop_end(void)
-{
-	int i;
-
-	uv_close((uv_handle_t *)&guard, NULL);
-	for (i = 0; i < 50 && uv_loop_alive(&loop); i++)
-		uv_run(&loop, UV_RUN_NOWAIT);
-	if (uv_loop_alive(&loop)) {
-		CU_FAIL("handles left open");
-		uv_walk(&loop, walk_close, NULL);
-		uv_run(&loop, UV_RUN_DEFAULT);
-	}
-	UNIT_EXPECT_INT("uv_loop_close", uv_loop_close(&loop), 0);
-}
-
-static struct sockaddr_in
-addr4(const char *ip, int port)
-{
-	struct sockaddr_in sin;
-
-	memset(&sin, 0, sizeof(sin));
-	sin.sin_family = AF_INET;
-	sin.sin_port = htons((uint16_t)port);
-	inet_pton(AF_INET, ip, &sin.sin_addr);
-	return sin;
-}
 
 /* ---- the scripted server ---- */
 
@@ -362,7 +297,7 @@ srv_accept_cb(uv_poll_t *h, int status, int events)
 		close(fd);
 		return;
 	}
-	s->c = conn_new(&loop, &cbs, s);
+	s->c = conn_new(&unit_loop, &cbs, s);
 	s->conn_open = 1;
 	conn_accept(s->c, fd);
 	if (!srv_silent(s, "BANNER"))
@@ -372,7 +307,7 @@ srv_accept_cb(uv_poll_t *h, int status, int events)
 static void
 srv_start(struct srv *s, const struct srv_cfg *cfg)
 {
-	struct sockaddr_in sin = addr4("127.0.0.1", 0);
+	struct sockaddr_in sin = unit_addr4("127.0.0.1", 0);
 	socklen_t len = sizeof(sin);
 
 	memset(s, 0, sizeof(*s));
@@ -386,7 +321,7 @@ srv_start(struct srv *s, const struct srv_cfg *cfg)
 	CU_ASSERT_EQUAL_FATAL(listen(s->lfd, 8), 0);
 	getsockname(s->lfd, (struct sockaddr *)&sin, &len);
 	s->port = ntohs(sin.sin_port);
-	uv_poll_init_socket(&loop, &s->lpoll, s->lfd);
+	uv_poll_init_socket(&unit_loop, &s->lpoll, s->lfd);
 	s->lpoll.data = s;
 	uv_poll_start(&s->lpoll, UV_READABLE, srv_accept_cb);
 }
@@ -579,18 +514,18 @@ test_params(struct smtp_client_params *p)
 static void
 run_session(struct run *r, struct srv *s, const struct smtp_client_params *p, const char *peer_name)
 {
-	struct sockaddr_in sin = addr4("127.0.0.1", s->port);
+	struct sockaddr_in sin = unit_addr4("127.0.0.1", s->port);
 	int rc;
 
 	r->err_txn = -2;
-	r->c = smtp_client_new(&loop, p, &run_cbs, r);
+	r->c = smtp_client_new(&unit_loop, p, &run_cbs, r);
 	rc = smtp_client_connect(r->c, (struct sockaddr *)&sin, peer_name);
 	UNIT_EXPECT_INT("connect", rc, 0);
 	UNIT_EXPECT_INT("connect twice", smtp_client_connect(r->c, (struct sockaddr *)&sin, peer_name), KUMO_EINVAL);
 	if (rc != 0) {
 		smtp_client_close(r->c);
 	}
-	CU_ASSERT_TRUE(run_until(&r->closed));
+	CU_ASSERT_TRUE(unit_run_until(&r->closed));
 	if (!r->closed)
 		smtp_client_close(r->c);
 }
@@ -600,11 +535,11 @@ static void
 session(struct run *r, struct srv *s, const struct srv_cfg *cfg, const struct smtp_client_params *p,
 	const char *peer_name)
 {
-	loop_begin();
+	unit_loop_begin();
 	srv_start(s, cfg);
 	run_session(r, s, p, peer_name);
 	srv_stop(s);
-	loop_end();
+	unit_loop_end();
 	UNIT_EXPECT_INT("closed", r->closed, 1);
 }
 
@@ -889,8 +824,8 @@ test_timeouts(void)
 		txn_set(&r.txns[0], rcpt1, 1, msg);
 		txn_set(&r.txns[1], rcpt1, 1, msg);
 		r.ntxn = rows[i].ntxn;
-		loop_begin();
-		t0 = uv_now(&loop);
+		unit_loop_begin();
+		t0 = uv_now(&unit_loop);
 		srv_start(&s, &cfg);
 		run_session(&r, &s, &p, CN);
 		srv_stop(&s);
@@ -903,8 +838,8 @@ test_timeouts(void)
 		if (strstr(r.err_text, want) == NULL)
 			fprintf(stderr, "  %s: text \"%s\" lacks \"%s\"\n", rows[i].silent, r.err_text, want);
 		CU_ASSERT_TRUE(strstr(r.err_text, want) != NULL);
-		CU_ASSERT_TRUE(uv_now(&loop) - t0 < 2500);
-		loop_end();
+		CU_ASSERT_TRUE(uv_now(&unit_loop) - t0 < 2500);
+		unit_loop_end();
 		srv_free(&s);
 	}
 }
@@ -912,7 +847,7 @@ test_timeouts(void)
 static void
 test_connect_failures(void)
 {
-	struct sockaddr_in sin = addr4("127.0.0.1", 0);
+	struct sockaddr_in sin = unit_addr4("127.0.0.1", 0);
 	socklen_t len = sizeof(sin);
 	struct smtp_client_params p;
 	int lfd, dummy;
@@ -925,18 +860,18 @@ test_connect_failures(void)
 	close(lfd);
 	test_params(&p);
 	memset(&r, 0, sizeof(r));
-	loop_begin();
-	r.c = smtp_client_new(&loop, &p, &run_cbs, &r);
+	unit_loop_begin();
+	r.c = smtp_client_new(&unit_loop, &p, &run_cbs, &r);
 	UNIT_EXPECT_INT("connect", smtp_client_connect(r.c, (struct sockaddr *)&sin, CN), 0);
-	CU_ASSERT_TRUE(run_until(&r.closed));
-	loop_end();
+	CU_ASSERT_TRUE(unit_run_until(&r.closed));
+	unit_loop_end();
 	UNIT_EXPECT_INT("refused", r.err.err, UV_ECONNREFUSED);
 	UNIT_EXPECT_INT("phase", r.err.phase, SMTP_PHASE_CONNECT);
 	CU_ASSERT_TRUE(strstr(r.err_text, "refused") != NULL);
 
 	/* Timeout: a listener with a full accept queue drops our SYN. */
 	lfd = socket(AF_INET, SOCK_STREAM, 0);
-	sin = addr4("127.0.0.1", 0);
+	sin = unit_addr4("127.0.0.1", 0);
 	bind(lfd, (struct sockaddr *)&sin, sizeof(sin));
 	listen(lfd, 0);
 	len = sizeof(sin);
@@ -945,11 +880,11 @@ test_connect_failures(void)
 	CU_ASSERT_EQUAL(connect(dummy, (struct sockaddr *)&sin, sizeof(sin)), 0);
 	p.timeout_ms[SMTP_PHASE_CONNECT] = 200;
 	memset(&r, 0, sizeof(r));
-	loop_begin();
-	r.c = smtp_client_new(&loop, &p, &run_cbs, &r);
+	unit_loop_begin();
+	r.c = smtp_client_new(&unit_loop, &p, &run_cbs, &r);
 	UNIT_EXPECT_INT("connect", smtp_client_connect(r.c, (struct sockaddr *)&sin, CN), 0);
-	CU_ASSERT_TRUE(run_until(&r.closed));
-	loop_end();
+	CU_ASSERT_TRUE(unit_run_until(&r.closed));
+	unit_loop_end();
 	UNIT_EXPECT_INT("timeout", r.err.err, KUMO_ETIMEDOUT);
 	UNIT_EXPECT_INT("phase", r.err.phase, SMTP_PHASE_CONNECT);
 	close(dummy);
@@ -957,7 +892,7 @@ test_connect_failures(void)
 
 	/* A source address that cannot be bound: refused at once, no callback. */
 	{
-		struct sockaddr_in src = addr4("127.0.0.1", 0);
+		struct sockaddr_in src = unit_addr4("127.0.0.1", 0);
 		struct sockaddr_in peer;
 		int busy = socket(AF_INET, SOCK_STREAM, 0);
 
@@ -968,12 +903,12 @@ test_connect_failures(void)
 		peer = src;
 		p.source_address = (struct sockaddr *)&src;
 		memset(&r, 0, sizeof(r));
-		loop_begin();
-		r.c = smtp_client_new(&loop, &p, &run_cbs, &r);
+		unit_loop_begin();
+		r.c = smtp_client_new(&unit_loop, &p, &run_cbs, &r);
 		UNIT_EXPECT_INT("bind", smtp_client_connect(r.c, (struct sockaddr *)&peer, CN), UV_EADDRINUSE);
 		smtp_client_close(r.c);
-		CU_ASSERT_TRUE(run_until(&r.closed));
-		loop_end();
+		CU_ASSERT_TRUE(unit_run_until(&r.closed));
+		unit_loop_end();
 		UNIT_EXPECT_INT("no error callback", r.errored, 0);
 		close(busy);
 	}
@@ -982,7 +917,7 @@ test_connect_failures(void)
 static void
 test_source_address(void)
 {
-	struct sockaddr_in src = addr4("127.0.0.2", 0);
+	struct sockaddr_in src = unit_addr4("127.0.0.2", 0);
 	struct smtp_client_params p;
 	struct srv s;
 	struct run r;
@@ -992,11 +927,11 @@ test_source_address(void)
 	r.ntxn = 1;
 	test_params(&p);
 	p.source_address = (struct sockaddr *)&src;
-	loop_begin();
+	unit_loop_begin();
 	srv_start(&s, NULL);
 	run_session(&r, &s, &p, CN);
 	srv_stop(&s);
-	loop_end();
+	unit_loop_end();
 	UNIT_EXPECT_INT("delivered", r.delivered, 1);
 	srv_free(&s);
 }
@@ -1353,8 +1288,8 @@ test_bad_txn(void)
 
 	test_params(&p);
 	memset(&r, 0, sizeof(r));
-	loop_begin();
-	c = smtp_client_new(&loop, &p, &run_cbs, &r);
+	unit_loop_begin();
+	c = smtp_client_new(&unit_loop, &p, &run_cbs, &r);
 	txn_set(&t, ok, 1, msg);
 	UNIT_EXPECT_INT("not connected", smtp_client_send(c, &t), KUMO_EINVAL);
 	UNIT_EXPECT_INT("state", smtp_client_state(c), SMTP_CLIENT_INIT);
@@ -1362,8 +1297,8 @@ test_bad_txn(void)
 	CU_ASSERT_TRUE(strncmp(smtp_client_id(c), "c", 1) == 0);
 	smtp_client_close(c);
 	smtp_client_close(c);
-	CU_ASSERT_TRUE(run_until(&r.closed));
-	loop_end();
+	CU_ASSERT_TRUE(unit_run_until(&r.closed));
+	unit_loop_end();
 
 	/* CRLF inside an address is refused (it would inject a command). */
 	{

@@ -26,68 +26,13 @@
 #include "kumo.h"
 #include "tls.h"
 #include "unit.h"
+#include "unit_loop.h"
 
-#define GUARD_MS 5000
 #define CN "mx.example.test"
 
-static uv_loop_t loop;
-static uv_timer_t guard;
-static int guard_fired;
 static char tmpdir[64];
 static char cert_path[128];
 static char key_path[128];
-
-static void
-guard_cb(uv_timer_t *t)
-{
-	(void)t;
-	guard_fired = 1;
-}
-
-static void
-loop_begin(void)
-{
-	guard_fired = 0;
-	uv_loop_init(&loop);
-	uv_timer_init(&loop, &guard);
-	uv_timer_start(&guard, guard_cb, GUARD_MS, 0);
-}
-
-/* Run until *flag is set or the guard fires; returns 1 if the flag was set. */
-static int
-run_until(const int *flag)
-{
-	while (!*flag && !guard_fired)
-		uv_run(&loop, UV_RUN_ONCE);
-	return *flag;
-}
-
-static void
-walk_close(uv_handle_t *h, void *arg)
-{
-	(void)arg;
-	if (!uv_is_closing(h))
-		uv_close(h, NULL);
-}
-
-/* Let pending closes finish, then check nothing was left behind. */
-static void
-loop_end(void)
-{
-	int i, r;
-
-	uv_close((uv_handle_t *)&guard, NULL);
-	for (i = 0; i < 50 && uv_loop_alive(&loop); i++)
-		uv_run(&loop, UV_RUN_NOWAIT);
-	if (uv_loop_alive(&loop)) {
-		fprintf(stderr, "  handles left open at the end of the test\n");
-		CU_FAIL("handles left open");
-		uv_walk(&loop, walk_close, NULL);
-		uv_run(&loop, UV_RUN_DEFAULT);
-	}
-	r = uv_loop_close(&loop);
-	UNIT_EXPECT_INT("uv_loop_close", r, 0);
-}
 
 /* ---- a listening socket on 127.0.0.1:0 that hands accepted fds over ---- */
 
@@ -129,7 +74,7 @@ listener_open(struct listener *l, void (*on_accept)(int, void *), void *arg)
 	l->port = ntohs(sin.sin_port);
 	l->on_accept = on_accept;
 	l->arg = arg;
-	uv_poll_init_socket(&loop, &l->poll, l->fd);
+	uv_poll_init_socket(&unit_loop, &l->poll, l->fd);
 	l->poll.data = l;
 	uv_poll_start(&l->poll, UV_READABLE, listener_cb);
 	return 0;
@@ -487,7 +432,7 @@ hs_accept(int fd, void *arg)
 		close(fd);
 		return;
 	}
-	h->srv = conn_new(&loop, &cbs, h);
+	h->srv = conn_new(&unit_loop, &cbs, h);
 	CU_ASSERT_EQUAL(conn_accept(h->srv, fd), 0);
 	conn_set_timeout(h->srv, 3000);
 	if (h->srv_plain_greeting != NULL) {
@@ -519,7 +464,7 @@ run_handshake(struct hs *h, const char *sprio, const char *ca, const char *name,
 
 	buf_init(&h->cli_got, 4096);
 	buf_init(&h->srv_got, 4096);
-	loop_begin();
+	unit_loop_begin();
 	r = tls_ctx_new_server(&scfg, &h->sctx, &err);
 	UNIT_EXPECT_INT("server ctx", r, 0);
 	if (err != NULL)
@@ -535,17 +480,17 @@ run_handshake(struct hs *h, const char *sprio, const char *ca, const char *name,
 	h->peer.verify = verify;
 	CU_ASSERT_EQUAL_FATAL(listener_open(&l, hs_accept, h), 0);
 	sin = loopback(l.port);
-	h->cli = conn_new(&loop, &ccbs, h);
+	h->cli = conn_new(&unit_loop, &ccbs, h);
 	conn_set_timeout(h->cli, 3000);
 	r = conn_connect(h->cli, (struct sockaddr *)&sin, NULL, 2000);
 	UNIT_EXPECT_INT("connect", r, 0);
-	CU_ASSERT_TRUE(run_until(&h->done));
+	CU_ASSERT_TRUE(unit_run_until(&h->done));
 	if (h->cli != NULL)
 		conn_close(h->cli);
 	if (h->srv != NULL)
 		conn_close(h->srv);
 	listener_close(&l);
-	loop_end();
+	unit_loop_end();
 	UNIT_EXPECT_INT("both conns closed", h->closed, 2);
 	tls_ctx_unref(&h->sctx);
 	tls_ctx_unref(&h->cctx);
