@@ -27,6 +27,7 @@
 #include "conn.h"
 #include "kumo.h"
 #include "log.h"
+#include "proxy.h"
 #include "smtp_client.h"
 #include "smtp_proto.h"
 #include "tls.h"
@@ -50,6 +51,10 @@ struct smtp_client {
 	char *auth_password;
 	int allow_auth_plain_without_tls;
 	unsigned timeout_ms[SMTP_TIMEOUT_COUNT];
+	enum smtp_proxy_kind proxy;
+	struct sockaddr_storage proxy_server, proxy_source;
+	int has_proxy_source;
+	struct socks5_client socks;
 	char *id;
 	size_t max_reply_bytes;
 
@@ -108,6 +113,7 @@ smtp_phase_str(enum smtp_phase p)
 static const char *const state_names[] = {
 	[SMTP_CLIENT_INIT] = "init",
 	[SMTP_CLIENT_CONNECTING] = "connecting",
+	[SMTP_CLIENT_PROXY] = "proxy",
 	[SMTP_CLIENT_BANNER] = "banner",
 	[SMTP_CLIENT_EHLO] = "ehlo",
 	[SMTP_CLIENT_HELO] = "helo",
@@ -153,6 +159,7 @@ state_phase(enum smtp_client_state s)
 	switch (s) {
 	case SMTP_CLIENT_INIT:
 	case SMTP_CLIENT_CONNECTING:
+	case SMTP_CLIENT_PROXY:
 		return SMTP_PHASE_CONNECT;
 	case SMTP_CLIENT_BANNER:
 		return SMTP_PHASE_BANNER;
@@ -484,6 +491,9 @@ finish_txn(struct smtp_client *c)
 }
 
 /* Set the state, send what it calls for and arm its timeout. */
+static void proxy_start(struct smtp_client *c);
+static int proxy_read(struct smtp_client *c, struct buf *in);
+
 static void
 enter_state(struct smtp_client *c, enum smtp_client_state s)
 {
@@ -684,6 +694,11 @@ client_on_read(struct conn *conn, struct buf *in, void *arg)
 
 	(void)conn;
 	while (in->len > 0 && !c->closing && c->state != SMTP_CLIENT_FAILED) {
+		if (c->state == SMTP_CLIENT_PROXY) {
+			if (proxy_read(c, in) != 0)
+				return;
+			continue;
+		}
 		r = smtp_reply_parse(in->data, in->len, &c->reply, &consumed);
 		if (r == KUMO_EAGAIN)
 			return;
@@ -714,6 +729,10 @@ client_on_connect(struct conn *conn, int status, void *arg)
 	log_trace(LOG_TRACE_SMTP_CLIENT, "%s connected to %s (%s)", c->id, c->peer_str,
 		  c->peer_name ? c->peer_name : "");
 	(void)conn;
+	if (c->proxy != SMTP_PROXY_NONE) {
+		proxy_start(c);
+		return;
+	}
 	enter_state(c, SMTP_CLIENT_BANNER);
 }
 
@@ -819,6 +838,105 @@ dup_or_null(const char *s)
 	return s ? xstrdup(s) : NULL;
 }
 
+/* 0.0.0.0 or :: (a SOCKS5 source that lets the proxy choose). */
+static int
+addr_unspecified(const struct sockaddr *sa)
+{
+	static const unsigned char zero[16];
+
+	if (sa->sa_family == AF_INET)
+		return ((const struct sockaddr_in *)(const void *)sa)->sin_addr.s_addr == 0;
+	if (sa->sa_family == AF_INET6)
+		return memcmp(&((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, zero, 16) == 0;
+	return 1;
+}
+
+/* The IP literal of sa (no port) into out. */
+static void
+addr_ip(const struct sockaddr *sa, char *out, size_t outlen)
+{
+	out[0] = '\0';
+	if (sa->sa_family == AF_INET)
+		uv_ip4_name((const struct sockaddr_in *)(const void *)sa, out, outlen);
+	else if (sa->sa_family == AF_INET6)
+		uv_ip6_name((const struct sockaddr_in6 *)(const void *)sa, out, outlen);
+}
+
+static uint16_t
+addr_port(const struct sockaddr *sa)
+{
+	if (sa->sa_family == AF_INET6)
+		return ntohs(((const struct sockaddr_in6 *)(const void *)sa)->sin6_port);
+	return ntohs(((const struct sockaddr_in *)(const void *)sa)->sin_port);
+}
+
+/* Connected to the proxy: send the PROXY header, or start the SOCKS5 handshake. */
+static void
+proxy_start(struct smtp_client *c)
+{
+	char ip[64], src[64], proxy_str[64];
+	int r;
+
+	conn_addr_str((const struct sockaddr *)&c->proxy_server, proxy_str, sizeof(proxy_str));
+	if (c->proxy == SMTP_PROXY_HAPROXY) {
+		r = proxy_v2_header(conn_wbuf(c->conn), (const struct sockaddr *)&c->proxy_source,
+				    (const struct sockaddr *)&c->peer);
+		if (r == 0)
+			r = conn_write(c->conn, NULL, 0);
+		if (r != 0) {
+			fail_session(c, r, NULL, "PROXY header to %s: %s", proxy_str, kumo_strerror(r));
+			return;
+		}
+		log_trace(LOG_TRACE_SMTP_CLIENT, "%s sent a PROXY v2 header to %s for %s", c->id, proxy_str,
+			  c->peer_str);
+		enter_state(c, SMTP_CLIENT_BANNER);
+		return;
+	}
+	addr_ip((const struct sockaddr *)&c->peer, ip, sizeof(ip));
+	r = socks5_init(&c->socks, ip, addr_port((const struct sockaddr *)&c->peer), NULL, NULL);
+	if (r == 0 && c->has_proxy_source) {
+		addr_ip((const struct sockaddr *)&c->proxy_source, src, sizeof(src));
+		r = socks5_set_source(&c->socks, src);
+	}
+	if (r == 0)
+		r = socks5_start(&c->socks, conn_wbuf(c->conn));
+	if (r == 0)
+		r = conn_write(c->conn, NULL, 0);
+	if (r != 0) {
+		fail_session(c, r, NULL, "SOCKS5 proxy %s: %s", proxy_str, socks5_error_str(r));
+		return;
+	}
+	log_trace(LOG_TRACE_SMTP_CLIENT, "%s SOCKS5 via %s to %s%s%s", c->id, proxy_str, c->peer_str,
+		  c->has_proxy_source ? " from " : "", c->has_proxy_source ? src : "");
+	enter_state(c, SMTP_CLIENT_PROXY);
+}
+
+/* SOCKS5 replies: 0 when the tunnel is open (in holds what followed), 1 to wait, -1 failed. */
+static int
+proxy_read(struct smtp_client *c, struct buf *in)
+{
+	char proxy_str[64];
+	size_t consumed = 0;
+	int r;
+
+	r = socks5_feed(&c->socks, in->data, in->len, conn_wbuf(c->conn), &consumed);
+	if (r < 0) {
+		conn_addr_str((const struct sockaddr *)&c->proxy_server, proxy_str, sizeof(proxy_str));
+		fail_session(c, KUMO_EPROTO, NULL, "SOCKS5 proxy %s (%s): %s", proxy_str,
+			     socks5_state_str(c->socks.state), socks5_error_str(r));
+		return -1;
+	}
+	if (r == 0) {
+		buf_drain(in, in->len);
+		conn_write(c->conn, NULL, 0);
+		return 1;
+	}
+	buf_drain(in, consumed);
+	log_trace(LOG_TRACE_SMTP_CLIENT, "%s SOCKS5 tunnel to %s open", c->id, c->peer_str);
+	enter_state(c, SMTP_CLIENT_BANNER);
+	return 0;
+}
+
 struct smtp_client *
 smtp_client_new(uv_loop_t *loop, const struct smtp_client_params *p, const struct smtp_client_cbs *cbs,
 		void *arg)
@@ -850,6 +968,18 @@ smtp_client_new(uv_loop_t *loop, const struct smtp_client_params *p, const struc
 	c->auth_username = dup_or_null(p->auth_username);
 	c->auth_password = dup_or_null(p->auth_password);
 	c->allow_auth_plain_without_tls = p->allow_auth_plain_without_tls;
+	c->proxy = p->proxy_server != NULL ? p->proxy : SMTP_PROXY_NONE;
+	if (c->proxy != SMTP_PROXY_NONE) {
+		len = p->proxy_server->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+							     : sizeof(struct sockaddr_in);
+		memcpy(&c->proxy_server, p->proxy_server, len);
+		if (p->proxy_source != NULL && !addr_unspecified(p->proxy_source)) {
+			len = p->proxy_source->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+								     : sizeof(struct sockaddr_in);
+			memcpy(&c->proxy_source, p->proxy_source, len);
+			c->has_proxy_source = 1;
+		}
+	}
 	memcpy(c->timeout_ms, p->timeout_ms, sizeof(c->timeout_ms));
 	c->id = p->session_id ? xstrdup(p->session_id) : xasprintf("c%u", ++next_id);
 	c->max_reply_bytes = p->max_reply_bytes ? p->max_reply_bytes : CONN_READ_MAX_DEFAULT;
@@ -876,7 +1006,9 @@ smtp_client_connect(struct smtp_client *c, const struct sockaddr *peer, const ch
 	memcpy(&c->peer, peer, len);
 	conn_addr_str(peer, c->peer_str, sizeof(c->peer_str));
 	c->peer_name = peer_name ? xstrdup(peer_name) : NULL;
-	r = conn_connect(c->conn, peer, c->has_source ? (const struct sockaddr *)&c->source : NULL,
+	r = conn_connect(c->conn,
+			 c->proxy != SMTP_PROXY_NONE ? (const struct sockaddr *)&c->proxy_server : peer,
+			 c->has_source ? (const struct sockaddr *)&c->source : NULL,
 			 c->timeout_ms[SMTP_PHASE_CONNECT]);
 	if (r < 0)
 		return r;

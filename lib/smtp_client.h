@@ -60,6 +60,7 @@ const char *smtp_phase_str(enum smtp_phase p);
 enum smtp_client_state {
 	SMTP_CLIENT_INIT = 0,
 	SMTP_CLIENT_CONNECTING,
+	SMTP_CLIENT_PROXY, /* connected to a SOCKS5 proxy, opening the tunnel */
 	SMTP_CLIENT_BANNER,
 	SMTP_CLIENT_EHLO,
 	SMTP_CLIENT_HELO,
@@ -80,6 +81,13 @@ enum smtp_client_state {
 /* "banner", "ehlo", "mail", ... */
 const char *smtp_client_state_str(enum smtp_client_state s);
 
+/* A forward proxy between the client and the SMTP server (egress sources, seeds 003/004). */
+enum smtp_proxy_kind {
+	SMTP_PROXY_NONE = 0,
+	SMTP_PROXY_HAPROXY, /* connect to the proxy, send a PROXY v2 header, then SMTP */
+	SMTP_PROXY_SOCKS5,  /* connect to the proxy, open a SOCKS5 CONNECT tunnel, then SMTP */
+};
+
 /* Session settings. Initialise with smtp_client_params_init(); everything is copied by smtp_client_new(). */
 struct smtp_client_params {
 	const char *ehlo_domain;	 /* required */
@@ -91,6 +99,17 @@ struct smtp_client_params {
 	const char *auth_password;
 	int allow_auth_plain_without_tls; /* default 0: AUTH over clear text fails the session */
 	unsigned timeout_ms[SMTP_TIMEOUT_COUNT]; /* indexed by enum smtp_phase; 0 = no timeout */
+	/*
+	 * Forward proxy: the TCP connection goes to proxy_server (source_address,
+	 * if set, is bound for it); the peer given to smtp_client_connect() is
+	 * where the proxy connects on. proxy_source: HAProxy, the source address
+	 * the PROXY header names (required); SOCKS5, the address the proxy should
+	 * connect from (KumoMTA's BIND-then-CONNECT convention, lib/proxy.h), or
+	 * NULL / an unspecified address (0.0.0.0, ::) to let the proxy choose.
+	 */
+	enum smtp_proxy_kind proxy;
+	const struct sockaddr *proxy_server;
+	const struct sockaddr *proxy_source;
 	const char *session_id;		 /* for trace lines; NULL: "c<number>" generated */
 	size_t max_reply_bytes;		 /* cap on buffered input; 0: CONN_READ_MAX_DEFAULT */
 };
