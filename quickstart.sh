@@ -27,7 +27,7 @@ build_pkgs="build-essential autoconf automake libtool pkg-config libgnutls28-dev
  gnutls-bin libunbound-dev libevent-dev libconfig-dev libcunit1-dev libncurses-dev
  libreadline-dev libuv1-dev libjansson-dev libcurl4-gnutls-dev clang libclang-rt-14-dev"
 test_pkgs="nsd ldnsutils openssl swaks libnet-ssleay-perl libio-socket-ssl-perl tmux python3 jq
- postfix procps strace util-linux"
+ postfix procps strace util-linux dante-server"
 
 say() { printf '==> %s\n' "$*"; }
 
@@ -56,6 +56,15 @@ install_missing() {
 	# Never leave a Postfix master running (the package does not start one
 	# without main.cf, but a machine may have been configured by hand).
 	if pgrep -x master >/dev/null 2>&1; then postfix stop >/dev/null 2>&1 || true; fi
+	# dante-server is only wanted as a SOCKS5 peer the tests start themselves:
+	# the packaged service (which fails anyway on its stock config) stays off.
+	case " ${missing[*]} " in
+	*" dante-server "*)
+		if command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then
+			systemctl disable --now danted >/dev/null 2>&1 || true
+		fi
+		;;
+	esac
 }
 
 build() {

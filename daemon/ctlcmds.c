@@ -587,7 +587,7 @@ cmd_inspect_ready(struct control_session *s, json_int_t id, json_t *args, void *
 	json_object_set_new(thr, "max_connection_rate", json_string(rate));
 	egress_path_format(r->path, EGRESS_F_MAX_MESSAGE_RATE, rate, sizeof(rate));
 	json_object_set_new(thr, "max_message_rate", json_string(rate));
-	json_object_set_new(thr, "next_permit_in", json_integer(0));
+	json_object_set_new(thr, "next_permit_in", json_integer((json_int_t)ceil(r->next_permit_in)));
 	*result_r = json_pack("{s:s,s:s,s:s,s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:o,s:o,s:o}", "name",
 			      r->name, "source", r->source, "site", r->site, "status", r->status,
 			      "connections", (json_int_t)r->connections, "queued",
@@ -926,7 +926,7 @@ snapshot(struct watch *w)
 			}
 		o = rq_row(&rq[i]);
 		json_object_set_new(o, "rate", json_real(rate));
-		json_object_set_new(o, "next_permit_in", json_integer(0));
+		json_object_set_new(o, "next_permit_in", json_integer((json_int_t)ceil(rq[i].next_permit_in)));
 		json_object_set_new(o, "consecutive_failures",
 				    json_integer((json_int_t)rq[i].consecutive_failures));
 		json_object_set_new(o, "tls", json_string(tls_mode_str(rq[i].path->enable_tls)));

@@ -291,6 +291,7 @@ struct rq_info {
 	uint64_t delivered, transient;
 	size_t connections, queued;
 	unsigned consecutive_failures;
+	double next_permit_in; /* seconds until a rate throttle lets the next one go; 0: not throttled */
 	const char *status; /* active, suspended, throttled, delayed, idle */
 	const struct egress_path *path;
 	const char *hosts_error;

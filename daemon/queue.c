@@ -38,6 +38,7 @@
 #include "log.h"
 #include "smtp_client.h"
 #include "smtp_proto.h"
+#include "throttle.h"
 #include "tls.h"
 
 #include "kumod.h"
@@ -94,6 +95,10 @@ struct ready_queue {
 	int hosts_error_code; /* 550 (prohibited/skip) or 451 */
 	unsigned consecutive_failures;
 	uint64_t delivered, transient; /* recipients, since start */
+	/* max_connection_rate / max_message_rate (GCRA) of this path */
+	struct throttle_state conn_thr, msg_thr;
+	uint64_t wake_ms;	     /* loop time: dispatch again (a throttle's wait); 0 = none */
+	uint64_t throttled_until_ms; /* loop time: a throttle holds the queue back until then */
 	struct ready_queue *next;
 };
 
@@ -124,6 +129,7 @@ static size_t npools;
 static struct qrule *rules; /* operator rules, newest first */
 static unsigned rule_ids;
 static uv_timer_t rules_timer;
+static uv_timer_t throttle_timer; /* the earliest ready_queue.wake_ms */
 
 static void route(struct msg *m);
 static void dispatch(struct ready_queue *rq);
@@ -595,6 +601,7 @@ rq_hosts_fail_all(struct ready_queue *rq)
 	struct msg *m;
 
 	while ((m = rq_pop(rq)) != NULL) {
+		m->attempts++;
 		if (rq->hosts_error_code >= 500)
 			msg_bounce_all(m, rq, rq->hosts_error_code, "5.4.4", rq->hosts_error, NULL);
 		else
@@ -709,6 +716,96 @@ rq_resolve_hosts(struct ready_queue *rq)
 	}
 }
 
+/* ---- rate throttles: max_connection_rate, max_message_rate (seed 001) ---- */
+
+static uint64_t throttle_armed_ms; /* loop time throttle_timer is set for; 0: stopped */
+
+static uint64_t
+now_us(void)
+{
+	return uv_hrtime() / 1000;
+}
+
+static int
+rate_set(const struct throttle_spec *spec)
+{
+	return spec->limit > 0 && spec->period_us > 0;
+}
+
+/*
+ * One GCRA decision for this path: 1 admitted; 0 denied with the wait in
+ * whole milliseconds (rounded up, so the retry is admitted).
+ */
+static int
+rate_admit(struct throttle_state *st, const struct throttle_spec *spec, uint64_t *wait_ms_r)
+{
+	uint64_t wait_us = 0;
+
+	if (!rate_set(spec) || throttle_check(st, spec, now_us(), &wait_us) != 0)
+		return 1;
+	*wait_ms_r = (wait_us + 999) / 1000;
+	return 0;
+}
+
+static void
+throttle_fire(uv_timer_t *t)
+{
+	struct ready_queue *rq;
+	uint64_t now = now_ms(), next = 0;
+
+	(void)t;
+	throttle_armed_ms = 0;
+	for (rq = rqs; rq != NULL; rq = rq->next)
+		if (rq->wake_ms != 0 && rq->wake_ms <= now) {
+			rq->wake_ms = 0;
+			dispatch(rq); /* may set a new wake_ms (and arm the timer) */
+		}
+	for (rq = rqs; rq != NULL; rq = rq->next)
+		if (rq->wake_ms != 0 && (next == 0 || rq->wake_ms < next))
+			next = rq->wake_ms;
+	if (next != 0 && (throttle_armed_ms == 0 || next < throttle_armed_ms)) {
+		throttle_armed_ms = next;
+		uv_timer_start(&throttle_timer, throttle_fire, next > now ? next - now : 0, 0);
+	}
+}
+
+/* Dispatch rq again at loop time t (a throttle's wait is over). */
+static void
+rq_wake_at(struct ready_queue *rq, uint64_t t)
+{
+	uint64_t now = now_ms();
+
+	if (rq->wake_ms != 0 && rq->wake_ms <= t)
+		return;
+	rq->wake_ms = t;
+	if (throttle_armed_ms == 0 || t < throttle_armed_ms) {
+		throttle_armed_ms = t;
+		uv_timer_start(&throttle_timer, throttle_fire, t > now ? t - now : 0, 0);
+	}
+}
+
+/*
+ * A throttle's wait is longer than idle_timeout: every message waiting in
+ * the ready queue goes back to the scheduled queue until the throttle
+ * permits, without counting an attempt (seed 001).
+ */
+static void
+rq_delay_all(struct ready_queue *rq, uint64_t wait_ms, const char *which)
+{
+	uint64_t due = now_ms() + wait_ms;
+	struct msg *m;
+	size_t n = 0;
+
+	rq->throttled_until_ms = due;
+	while ((m = rq_pop(rq)) != NULL) {
+		m->rq = NULL;
+		schedule(m, due);
+		n++;
+	}
+	log_trace(LOG_TRACE_QUEUE, "%s: %s: %zu messages delayed %.3f s (longer than idle_timeout %us)",
+		  rq->name, which, n, (double)wait_ms / 1000.0, (unsigned)rq->path.idle_timeout);
+}
+
 /* ---- connections ---- */
 
 static void
@@ -766,6 +863,7 @@ oc_quit(struct oconn *oc)
 }
 
 static void idle_fire(uv_timer_t *t);
+static void throttle_wait_fire(uv_timer_t *t);
 
 /* Send the next message on an idle, ready connection; or idle; or quit. */
 static void
@@ -773,12 +871,22 @@ oc_next(struct oconn *oc)
 {
 	struct ready_queue *rq = oc->rq;
 	struct msg *m;
+	uint64_t wait_ms = 0;
 	int r;
 
 	if (K->stopping || oc->deliveries >= (unsigned)rq->path.max_deliveries_per_connection ||
 	    rq_admin_suspended(rq)) {
 		oc_quit(oc);
 		return;
+	}
+	if (rq->nmsgs > 0 && !rate_admit(&rq->msg_thr, &rq->path.max_message_rate, &wait_ms)) {
+		rq->throttled_until_ms = now_ms() + wait_ms;
+		if (wait_ms <= rq->path.idle_timeout * 1000) {
+			/* Wait on this connection, then try again. */
+			uv_timer_start(&oc->idle, throttle_wait_fire, wait_ms, 0);
+			return;
+		}
+		rq_delay_all(rq, wait_ms, "max_message_rate");
 	}
 	m = rq_pop(rq);
 	if (m == NULL) {
@@ -810,6 +918,16 @@ idle_fire(uv_timer_t *t)
 	struct oconn *oc = t->data;
 
 	oc_quit(oc);
+}
+
+/* A connection's max_message_rate wait is over. */
+static void
+throttle_wait_fire(uv_timer_t *t)
+{
+	struct oconn *oc = t->data;
+
+	if (!oc->quitting && oc->client != NULL && oc->m == NULL)
+		oc_next(oc);
 }
 
 static void
@@ -920,13 +1038,34 @@ on_error(struct smtp_client *c, const struct smtp_client_error *e, void *arg)
 	}
 	/* Every host failed. */
 	rq->consecutive_failures++;
+	/* Each message failed here counts an attempt, so its retries back off. */
 	if (rq->consecutive_failures > (unsigned)rq->path.consecutive_connection_failures_before_delay) {
-		while ((m = rq_pop(rq)) != NULL)
+		while ((m = rq_pop(rq)) != NULL) {
+			m->attempts++;
 			msg_transient_all(m, rq, 451, "4.4.1", "No answer from any hosts listed in MX", NULL);
+		}
 		rq->consecutive_failures = 0;
 	} else if ((m = rq_pop(rq)) != NULL) {
+		m->attempts++;
 		msg_transient_all(m, rq, e->reply != NULL && e->reply->code / 100 == 4 ? e->reply->code : 451,
 				  "4.4.1", text, peer);
+	}
+}
+
+/* The egress source's forward proxy, if it names one (seeds 003/004). */
+static void
+conn_proxy_params(const struct ready_queue *rq, struct smtp_client_params *p)
+{
+	const struct egress_source *s = &rq->source;
+
+	if (s->ha_proxy_server != NULL) {
+		p->proxy = SMTP_PROXY_HAPROXY;
+		p->proxy_server = (const struct sockaddr *)&s->ha_proxy_sa;
+		p->proxy_source = (const struct sockaddr *)&s->ha_proxy_source_sa;
+	} else if (s->socks5_proxy_server != NULL) {
+		p->proxy = SMTP_PROXY_SOCKS5;
+		p->proxy_server = (const struct sockaddr *)&s->socks5_proxy_sa;
+		p->proxy_source = (const struct sockaddr *)&s->socks5_proxy_source_sa;
 	}
 }
 
@@ -952,6 +1091,13 @@ conn_start(struct ready_queue *rq, struct oconn *oc)
 	p.tls_ctx = client_tls;
 	if (rq->source.source_sa.ss_family != 0)
 		p.source_address = (const struct sockaddr *)&rq->source.source_sa;
+	if (rq->path.smtp_auth_plain_username != NULL) {
+		p.auth_username = rq->path.smtp_auth_plain_username;
+		p.auth_password = rq->path.smtp_auth_plain_password.data != NULL
+					  ? rq->path.smtp_auth_plain_password.data : "";
+		p.allow_auth_plain_without_tls = rq->path.allow_smtp_auth_plain_without_tls;
+	}
+	conn_proxy_params(rq, &p);
 	for (i = 0; i < SMTP_TIMEOUT_COUNT && i < EGRESS_NTIMEOUTS; i++)
 		p.timeout_ms[i] = (unsigned)(rq->path.timeout[i] * 1000);
 	peer = h->sa;
@@ -974,6 +1120,7 @@ static void
 dispatch(struct ready_queue *rq)
 {
 	struct oconn *oc;
+	uint64_t wait_ms = 0;
 
 	if (K->stopping || rq->nmsgs == 0 || rq_admin_suspended(rq))
 		return;
@@ -996,6 +1143,14 @@ dispatch(struct ready_queue *rq)
 				connecting++;
 		if (connecting >= rq->nmsgs)
 			break;
+		if (!rate_admit(&rq->conn_thr, &rq->path.max_connection_rate, &wait_ms)) {
+			rq->throttled_until_ms = now_ms() + wait_ms;
+			if (rq->nconns == 0 && wait_ms > rq->path.idle_timeout * 1000)
+				rq_delay_all(rq, wait_ms, "max_connection_rate");
+			else
+				rq_wake_at(rq, now_ms() + wait_ms);
+			break;
+		}
 		oc = xcalloc(1, sizeof(*oc));
 		oc->rq = rq;
 		uv_timer_init(K->loop, &oc->idle);
@@ -1312,8 +1467,11 @@ queue_ready_info(size_t *n_r)
 		i->consecutive_failures = rq->consecutive_failures;
 		i->path = &rq->path;
 		i->hosts_error = rq->hosts_error[0] ? rq->hosts_error : NULL;
+		i->next_permit_in = queue_secs_until(rq->throttled_until_ms);
 		if (rq_admin_suspended(rq) || rq->path.suspended)
 			i->status = "suspended";
+		else if (rq->throttled_until_ms > now_ms())
+			i->status = "throttled";
 		else if (rq->consecutive_failures > 0)
 			i->status = "delayed";
 		else if (rq->nconns > 0 || rq->nmsgs > 0)
@@ -1458,6 +1616,7 @@ queue_start(struct kumod *k, char **err_r)
 	uv_timer_start(&flush_timer, flush_fire, 200, 200);
 	uv_timer_init(k->loop, &rules_timer);
 	uv_timer_start(&rules_timer, rules_tick, 1000, 1000);
+	uv_timer_init(k->loop, &throttle_timer);
 	load_pools();
 	memset(&o, 0, sizeof(o));
 	if (k->conf->ndns_forwarders > 0) {
@@ -1514,10 +1673,17 @@ queue_reconfigure(void)
 	/* Paths are rebuilt from the new shaping; new connections use them. */
 	for (rq = rqs; rq != NULL; rq = rq->next) {
 		const struct egress_source *src = kconf_source(K->conf, rq->source_name);
+		struct throttle_spec old_conn = rq->path.max_connection_rate;
+		struct throttle_spec old_msg = rq->path.max_message_rate;
 
 		egress_path_release(&rq->path);
 		egress_shaping_resolve(&K->conf->shaping, rq->domain, rq->site, rq->source_name,
 				       &rq->path);
+		/* A changed rate starts fresh (the state's fraction is relative to the limit). */
+		if (memcmp(&old_conn, &rq->path.max_connection_rate, sizeof(old_conn)) != 0)
+			throttle_reset(&rq->conn_thr);
+		if (memcmp(&old_msg, &rq->path.max_message_rate, sizeof(old_msg)) != 0)
+			throttle_reset(&rq->msg_thr);
 		egress_source_release(&rq->source);
 		if (src != NULL)
 			egress_source_copy(&rq->source, src);
@@ -1596,6 +1762,8 @@ queue_stop_timers(void)
 	uv_close((uv_handle_t *)&flush_timer, NULL);
 	uv_timer_stop(&rules_timer);
 	uv_close((uv_handle_t *)&rules_timer, NULL);
+	uv_timer_stop(&throttle_timer);
+	uv_close((uv_handle_t *)&throttle_timer, NULL);
 	dns_resolver_free(&resolver);
 	tls_ctx_unref(&client_tls);
 }

@@ -92,6 +92,7 @@ kumod_integration = \
 	tests/integration/kumod-retry.sh \
 	tests/integration/kumod-crash.sh \
 	tests/integration/kumod-signals.sh \
+	tests/integration/kumod-shaping.sh \
 	tests/integration/kumod-control.sh
 TESTS += $(kumod_integration)
 EXTRA_DIST += $(kumod_integration) tests/integration/kumod-common.sh tests/integration/kumod-inject.py
