@@ -121,6 +121,13 @@ static uv_timer_t sched_timer;
 static uv_timer_t flush_timer;
 static struct dns_resolver *resolver;
 static struct tls_ctx *client_tls;
+/* Client contexts for paths with their own tls_priority / rustls_cipher_suites. */
+struct prio_ctx {
+	char *priority;
+	struct tls_ctx *ctx; /* NULL: the priority was refused (the default is used) */
+	struct prio_ctx *next;
+};
+static struct prio_ctx *prio_ctxs;
 static struct dest *dests;
 static struct ready_queue *rqs;
 static size_t nmsgs_total;
@@ -1052,6 +1059,45 @@ on_error(struct smtp_client *c, const struct smtp_client_error *e, void *arg)
 	}
 }
 
+/*
+ * The client TLS context for a path: the shared one, or one made for the
+ * path's tls_priority / rustls_cipher_suites (kept for the daemon's life;
+ * a handful of distinct strings in practice).
+ */
+static struct tls_ctx *
+path_tls_ctx(const struct ready_queue *rq)
+{
+	char *prio = egress_path_tls_priority(&rq->path);
+	struct prio_ctx *pc;
+	struct tls_ctx_config tc = {0};
+	char *err = NULL;
+
+	if (prio == NULL || client_tls == NULL) {
+		free(prio);
+		return client_tls;
+	}
+	for (pc = prio_ctxs; pc != NULL; pc = pc->next)
+		if (strcmp(pc->priority, prio) == 0)
+			break;
+	if (pc == NULL) {
+		pc = xcalloc(1, sizeof(*pc));
+		pc->priority = prio;
+		prio = NULL;
+		tc.priority = pc->priority;
+		if (tls_ctx_new_client(&tc, &pc->ctx, &err) != 0) {
+			/* Checked when the config was loaded; this is not expected. */
+			log_warn("%s: TLS priority \"%s\": %s (using the default)", rq->name, pc->priority,
+				 err != NULL ? err : "?");
+			pc->ctx = NULL;
+		}
+		free(err);
+		pc->next = prio_ctxs;
+		prio_ctxs = pc;
+	}
+	free(prio);
+	return pc->ctx != NULL ? pc->ctx : client_tls;
+}
+
 /* The egress source's forward proxy, if it names one (seeds 003/004). */
 static void
 conn_proxy_params(const struct ready_queue *rq, struct smtp_client_params *p)
@@ -1088,7 +1134,7 @@ conn_start(struct ready_queue *rq, struct oconn *oc)
 	p.session_id = sid;
 	p.ehlo_domain = egress_ehlo_domain(&rq->path, &rq->source, K->conf->hostname);
 	p.tls_mode = rq->path.enable_tls;
-	p.tls_ctx = client_tls;
+	p.tls_ctx = path_tls_ctx(rq);
 	if (rq->source.source_sa.ss_family != 0)
 		p.source_address = (const struct sockaddr *)&rq->source.source_sa;
 	if (rq->path.smtp_auth_plain_username != NULL) {
@@ -1766,6 +1812,14 @@ queue_stop_timers(void)
 	uv_close((uv_handle_t *)&throttle_timer, NULL);
 	dns_resolver_free(&resolver);
 	tls_ctx_unref(&client_tls);
+	while (prio_ctxs != NULL) {
+		struct prio_ctx *pc = prio_ctxs;
+
+		prio_ctxs = pc->next;
+		tls_ctx_unref(&pc->ctx);
+		free(pc->priority);
+		free(pc);
+	}
 }
 
 static void

@@ -78,7 +78,7 @@ pidfile = "$work/kumod.pid";
 hostname = "kumod.test";
 shutdown_timeout = 5;
 control = { socket = "$sock"; };
-dns = { local_data = [ $(for d in rate crate slow auth authclear authclearok hap dante dantedown s5; do mx $d.test; done)
+dns = { local_data = [ $(for d in rate crate slow auth authclear authclearok hap dante dantedown s5 prio rustls; do mx $d.test; done)
                        "unused.test. A 127.0.0.1" ]; };
 sources = (
   { name = "hap"; ha_proxy_server = "127.0.0.1:$p_hap"; ha_proxy_source_address = "192.0.2.7"; },
@@ -113,6 +113,10 @@ shaping = {
     { domain = "authclearok.test"; smtp_port = $p_auth; allow_smtp_auth_plain_without_tls = true;
       smtp_auth_plain_username = "u1"; smtp_auth_plain_password = { key_file = "$work/pw"; }; },
     { domain = "hap.test"; smtp_port = 2500; },
+    { domain = "prio.test"; smtp_port = $p_socks; enable_tls = "OpportunisticInsecure";
+      tls_priority = "NORMAL:-VERS-ALL:+VERS-TLS1.2:-CIPHER-ALL:+AES-128-GCM"; },
+    { domain = "rustls.test"; smtp_port = $p_socks; enable_tls = "OpportunisticInsecure";
+      rustls_cipher_suites = [ "TLS13_CHACHA20_POLY1305_SHA256" ]; },
     { domain = "dante.test"; smtp_port = $p_socks; },
     { domain = "dantedown.test"; smtp_port = $(free_port); },
     { domain = "s5.test"; smtp_port = $p_socks; }
@@ -235,8 +239,20 @@ if [ -n "$s5port" ]; then
 		sh -c "grep -q 'BIND 127.0.0.3' '$work/s5.log' && grep -q 'CONNECT 127.0.0.1:$p_socks' '$work/s5.log'"
 fi
 
+# Let 20 s pass since the injection: at retry_interval 2s without backoff that is ~10 tries.
+left=$((t_authclear + 20 - $(date +%s)))
+[ "$left" -gt 0 ] && sleep "$left"
 n=$(jl | jq -r 'select(.type == "TransientFailure" and .recipient == "1u@authclear.test") | .id' | wc -l)
 check "authclear.test: failed sessions count attempts, so retries back off (<= 6 in $(( $(date +%s) - t_authclear )) s, saw $n)" test "$n" -le 6
+# --- TLS cipher controls: the sink's view of the negotiated version and suite ---
+inject prio.test 1 1
+inject rustls.test 1 1
+tls_of() { grep -El "X-Sink-Rcpt-To: <[0-9]*u@$1>" "$work"/socks.d/* 2>/dev/null | xargs -r grep -h '^X-Sink-TLS:' | sed 's/^X-Sink-TLS: *//'; }
+check "prio.test and rustls.test arrive" wait_until 20 sh -c "[ \$(grep -El 'X-Sink-Rcpt-To: <[0-9]*u@(prio|rustls).test>' '$work'/socks.d/* | wc -l) -ge 2 ]"
+check_eq "tls_priority (TLS 1.2, AES-128-GCM only): the sink saw" "$(tls_of prio.test | awk '{print $1}')" "TLS1.2"
+check "tls_priority: the suite is an AES-128-GCM one ($(tls_of prio.test))" sh -c "tls=\"$(tls_of prio.test)\"; case \$tls in *AES_128_GCM*) exit 0;; *) exit 1;; esac"
+check_eq "rustls_cipher_suites TLS13_CHACHA20_POLY1305_SHA256: the sink saw" "$(tls_of rustls.test)" "TLS1.3 TLS_CHACHA20_POLY1305_SHA256"
+
 check "spool empties (only authclear.test's 2 and dantedown.test's 1 remain)" \
 	wait_until 10 sh -c "[ \$(ls -A '$work/spool' | wc -l) -le 3 ]"
 finish
