@@ -638,6 +638,12 @@ do_handshake(struct conn *c)
 		} else {
 			set_err_text(c, gnutls_strerror(r));
 		}
+		/*
+		 * Tell the peer why (RFC 8446 6.2: bad_certificate, unknown_ca, ...)
+		 * rather than just closing. One best-effort try on the non-blocking
+		 * socket; the session is over either way.
+		 */
+		(void)gnutls_alert_send_appropriate(c->tls, r);
 		handshake_done(c, KUMO_ETLS);
 		return;
 	}
