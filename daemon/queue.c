@@ -882,7 +882,7 @@ oc_next(struct oconn *oc)
 	int r;
 
 	if (K->stopping || oc->deliveries >= (unsigned)rq->path.max_deliveries_per_connection ||
-	    rq_admin_suspended(rq)) {
+	    rq_admin_suspended(rq) || rq->path.suspended) {
 		oc_quit(oc);
 		return;
 	}
@@ -1170,6 +1170,16 @@ dispatch(struct ready_queue *rq)
 
 	if (K->stopping || rq->nmsgs == 0 || rq_admin_suspended(rq))
 		return;
+	if (rq->path.suspended) {
+		/* Suspended (by a reload): "this pathway will not be used", as in to_ready(). */
+		struct msg *m;
+
+		while ((m = rq_pop(rq)) != NULL) {
+			m->rq = NULL;
+			schedule(m, now_ms() + 60000);
+		}
+		return;
+	}
 	if (rq->hosts_state != 2 || rq->hosts_expire_ms < now_ms()) {
 		if (rq->hosts_state != 1)
 			rq_resolve_hosts(rq);
