@@ -93,7 +93,10 @@ kumod_integration = \
 	tests/integration/kumod-crash.sh \
 	tests/integration/kumod-signals.sh \
 	tests/integration/kumod-shaping.sh \
-	tests/integration/kumod-control.sh
+	tests/integration/kumod-control.sh \
+	tests/integration/kumod-egress.sh \
+	tests/integration/kumod-egress-tls.sh \
+	tests/integration/kumod-egress-timeouts.sh
 TESTS += $(kumod_integration)
 EXTRA_DIST += $(kumod_integration) tests/integration/kumod-common.sh tests/integration/kumod-inject.py
 
