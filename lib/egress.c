@@ -797,12 +797,11 @@ egress_path_parse(struct egress_path *p, const config_setting_t *group, const ch
 				bad++;
 			} else {
 				long long v = config_setting_get_int64(m);
+				long max = fd->offset == OFF(smtp_port) ? 65535 : 1000000000;
 
-				if (v < fd->min ||
-				    v > (fd->offset == OFF(smtp_port) ? 65535 : 1000000000)) {
-					egress_config_error(errs, m,
-					                    "%lld is out of range (minimum %ld)", v,
-					                    fd->min);
+				if (v < fd->min || v > max) {
+					egress_config_error(errs, m, "%lld is out of range (%ld..%ld)", v,
+					                    fd->min, max);
 					bad++;
 				} else {
 					long lv = (long)v;

@@ -26,7 +26,7 @@ for want in \
 	"$f:3: pools.[0].entries.[0].weight: want an integer >= 1" \
 	"$f:3: pools.[0]: pool \"p\": no source named \"ip-2\"" \
 	"$f:4: queues.default.retry_interval: \"5 fortnights\": unknown unit \"fortnights\"" \
-	"$f:6: shaping.default.connection_limit: -1 is out of range (minimum 1)" \
+	"$f:6: shaping.default.connection_limit: -1 is out of range (1..1000000000)" \
 	"$f:6: shaping.default.max_message_rate: \"5/fortnight\": unknown period \"fortnight\"" \
 	"$f:7: shaping.default.enable_tls: \"Sometimes\": unknown mode" \
 	"$f:7: shaping.default.openssl_cipher_list: unknown key (kumo uses GnuTLS" \

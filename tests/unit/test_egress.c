@@ -551,11 +551,12 @@ test_every_error(void)
 		const char *want;
 	} rows[] = {
 	    {"connection_limit = 0;",
-	     "(config):2: p.connection_limit: 0 is out of range (minimum 1)"},
+	     "(config):2: p.connection_limit: 0 is out of range (1..1000000000)"},
 	    {"connection_limit = -3;", "(config):2: p.connection_limit: -3 is out of range"},
 	    {"connection_limit = 3.5;", "(config):2: p.connection_limit: want an integer"},
+	    {"smtp_port = 70000;", "(config):2: p.smtp_port: 70000 is out of range (1..65535)"},
 	    {"consecutive_connection_failures_before_delay = -1;",
-	     "p.consecutive_connection_failures_before_delay: -1 is out of range (minimum 0)"},
+	     "p.consecutive_connection_failures_before_delay: -1 is out of range (0..1000000000)"},
 	    {"ehlo_domain = \"\";", "(config):2: p.ehlo_domain: want a non-empty string"},
 	    {"ehlo_domain = 5;", "p.ehlo_domain: want a non-empty string"},
 	    {"enable_tls = \"Always\";", "(config):2: p.enable_tls: \"Always\": unknown mode"},
@@ -1316,7 +1317,7 @@ test_shaping_json(void)
 			const char *want;
 		} rows[] = {
 		    {"{ \"default\": { \"connection_limit\": -1 } }", 1,
-		     ": \"default\": connection_limit: -1 is out of range (minimum 1)"},
+		     ": \"default\": connection_limit: -1 is out of range (1..1000000000)"},
 		    {"{ \"yahoo.com\": { \"max_message_rate\": \"5/fortnight\" } }", 1,
 		     ": \"yahoo.com\": max_message_rate: \"5/fortnight\": unknown period"},
 		    {"{ \"a.com\": { \"sources\": { \"ip-1\": { \"smtp_port\": 0 } } } }", 1,
