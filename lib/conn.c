@@ -913,8 +913,19 @@ conn_handle_closed(uv_handle_t *h)
 
 	if (--c->handles > 0)
 		return;
-	if (c->fd >= 0)
+	if (c->fd >= 0) {
+		/*
+		 * Unread bytes make close() send a RST, which can destroy what we
+		 * sent last (a TLS alert, a QUIT) before the peer reads it: read
+		 * what is already here (non-blocking, bounded) so a FIN goes out.
+		 */
+		char sink[4096];
+		int i;
+
+		for (i = 0; i < 16 && recv(c->fd, sink, sizeof(sink), MSG_DONTWAIT) > 0; i++)
+			;
 		close(c->fd);
+	}
 	c->fd = -1;
 	if (c->cbs.on_close != NULL)
 		c->cbs.on_close(c, c->arg);
