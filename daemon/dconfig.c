@@ -470,7 +470,8 @@ kconf_load(const char *file, struct buf *errs)
 {
 	static const char *const known[] = {"listen", "spool_dir", "log_dir", "control_socket", "control",
 					    "pidfile", "hostname", "spool_sync", "shutdown_timeout",
-					    "dns", "sources", "pools", "queues", "shaping", NULL};
+					    "dns", "sources", "pools", "queues", "shaping",
+					    "tls_client", "mta_sts", NULL};
 	struct kconf *c = xcalloc(1, sizeof(*c));
 	config_t cfg;
 	const config_setting_t *root, *m;
@@ -524,6 +525,7 @@ kconf_load(const char *file, struct buf *errs)
 	}
 	if ((m = config_setting_get_member(root, "dns")) != NULL)
 		bad += parse_dns(c, m, errs);
+	bad += tlspolicy_parse_config(c, root, errs);
 	bad += parse_egress(c, root, errs);
 	if ((m = config_setting_get_member(root, "queues")) != NULL)
 		bad += parse_queues(c, m, errs);
@@ -599,6 +601,7 @@ kconf_free(struct kconf **cp)
 	free_strv(c->dns_forwarders, c->ndns_forwarders);
 	free_strv(c->dns_local_zones, c->ndns_local_zones);
 	free(c->dns_trust_anchor_file);
+	tlspolicy_free_config(c);
 	for (i = 0; i < c->nsources; i++)
 		egress_source_release(&c->sources[i]);
 	free(c->sources);

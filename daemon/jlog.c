@@ -16,8 +16,11 @@
 
 #include <jansson.h>
 
+#include "dane.h"
 #include "kumo.h"
 #include "log.h"
+#include "smtp_client.h"
+#include "tls.h"
 
 #include "kumod.h"
 
@@ -82,6 +85,26 @@ put_str(json_t *o, const char *k, const char *v)
 		json_object_set_new(o, k, json_null());
 }
 
+/*
+ * The TLS policy a session ran under: "tls_mode" (the effective
+ * enable_tls), "tls_policy" (what chose it: configured, mta-sts:enforce,
+ * mta-sts:testing, mta-sts:none, dane), "mta_sts" (the policy mode applied,
+ * null if none), "dane" (the verdict, null without DANE) and "dane_match"
+ * (which record authenticated the server).
+ */
+static void
+put_tls_policy(json_t *o, const struct smtp_client *c)
+{
+	const char *label = smtp_client_tls_policy(c);
+	const struct dane_result *dr = smtp_client_dane_result(c);
+
+	put_str(o, "tls_mode", tls_mode_str(smtp_client_tls_mode(c)));
+	put_str(o, "tls_policy", *label ? label : "configured");
+	put_str(o, "mta_sts", strncmp(label, "mta-sts:", 8) == 0 ? label + 8 : NULL);
+	put_str(o, "dane", dr != NULL ? dane_verdict_str(dr->verdict) : NULL);
+	put_str(o, "dane_match", dr != NULL && dr->verdict == DANE_VERIFIED ? dr->reason : NULL);
+}
+
 static void
 write_one(const struct jlog_rec *r, const char *rcpt, double ts)
 {
@@ -105,6 +128,8 @@ write_one(const struct jlog_rec *r, const char *rcpt, double ts)
 	json_object_set_new(o, "num_attempts", json_integer(m->attempts));
 	put_str(o, "tls_version", r->tls_version != NULL && *r->tls_version ? r->tls_version : NULL);
 	put_str(o, "tls_cipher", r->tls_cipher != NULL && *r->tls_cipher ? r->tls_cipher : NULL);
+	if (r->client != NULL)
+		put_tls_policy(o, r->client);
 	json_object_set_new(o, "timestamp", json_real(ts));
 	json_object_set_new(o, "created", json_real(m->created));
 	if (m->tenant != NULL)

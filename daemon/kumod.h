@@ -67,6 +67,13 @@ struct kconf {
 	char **dns_local_zones;
 	size_t ndns_local_zones;
 	char *dns_trust_anchor_file;
+	/* tls_client and mta_sts groups (tlspolicy.c) */
+	char *tls_client_ca_file;	  /* trust anchors for verifying MX hosts; NULL: system store */
+	char *mta_sts_ca_file;		  /* trust anchors for policy fetches; NULL: system store */
+	char **mta_sts_connect_to;	  /* "HOST:PORT:ADDR:PORT" redirections for labs */
+	size_t nmta_sts_connect_to;
+	double mta_sts_fetch_timeout; /* seconds */
+	double mta_sts_wait;	      /* seconds a connection waits for an uncached policy */
 	/* egress */
 	struct egress_source *sources;
 	size_t nsources;
@@ -169,6 +176,8 @@ struct msg *spool_parse(const char *bytes, size_t len);
 
 /* ---- jlog.c: JSON-lines records ---- */
 
+struct smtp_client;
+
 enum jlog_kind {
 	JLOG_RECEPTION,
 	JLOG_DELIVERY,
@@ -190,6 +199,8 @@ struct jlog_rec {
 	const char *text;
 	const char *tls_version;
 	const char *tls_cipher;
+	/* The session that delivered (its TLS policy and DANE verdict are logged); may be NULL. */
+	const struct smtp_client *client;
 };
 
 int jlog_open(const char *dir, char **err_r);
@@ -229,6 +240,92 @@ void listener_free(void);
 /* New sessions of each listener use the new config's entry with the same address. */
 void listener_reconfigure(const struct kconf *c);
 size_t listener_sessions(void);
+
+/* ---- tlspolicy.c: enable_mta_sts and enable_dane (seed 001, RFC 8461, RFC 7672) ---- */
+
+struct dns_resolver;
+struct egress_path;
+struct smtp_client_params;
+/* The TLS policy of one MX host, decided before connecting (opaque). */
+struct host_tls;
+
+/* One MX host of a ready queue, for tlspolicy_resolve(). */
+struct tlspolicy_host {
+	const char *name;
+	int addr_secure; /* its address records were DNSSEC-validated */
+};
+
+/*
+ * The answer of tlspolicy_resolve(): tls[i] for hosts[i]. The pointers stay
+ * valid until the next answer for the same owner, or tlspolicy_free().
+ */
+typedef void (*tlspolicy_cb)(void *arg, const struct host_tls *const *tls, size_t n);
+
+/* One resolution: the MX hosts of domain (its MX set, in order) for a path and port. */
+struct tlspolicy_query {
+	void *owner; /* the caller (a ready queue): one answer in force per owner */
+	uv_loop_t *loop;
+	const struct kconf *conf;
+	struct dns_resolver *res;
+	const struct egress_path *path;
+	unsigned port; /* the SMTP port: TLSA records are _PORT._tcp.HOST */
+	const char *domain;
+	const struct tlspolicy_host *hosts;
+	size_t n;
+};
+
+/*
+ * Decide the TLS policy of each host of q: the MTA-STS policy of q->domain
+ * (path->enable_mta_sts; fetched and cached; while none is cached a first
+ * contact waits at most mta_sts.wait for it) and each host's TLSA records
+ * (path->enable_dane; only behind a DNSSEC-secure MX answer). cb runs once,
+ * later or from inside this call; everything in q is copied. During
+ * shutdown (kd.stopping) and at tlspolicy_free() a resolution still in
+ * flight calls cb with tls NULL instead, only so the caller can free arg.
+ */
+void tlspolicy_resolve(const struct tlspolicy_query *q, tlspolicy_cb cb, void *arg);
+/* 1 if no delivery may go to this host (MTA-STS enforce mismatch, bogus TLSA). */
+int tlspolicy_host_skip(const struct host_tls *t);
+/* Why (for logs and the TransientFailure), or what applies: "MTA-STS enforce: ..." */
+const char *tlspolicy_host_why(const struct host_tls *t);
+/*
+ * Apply t (NULL: nothing decided, the path's enable_tls stands) to a
+ * session's parameters: tls_mode, the TLS context (tls_client.ca_file with
+ * path's priority; untouched without a ca_file), the
+ * TLSA records, the next-hop domain and the tls_policy label. p keeps
+ * pointers into t and into tlspolicy's context: use it before the next
+ * tlspolicy answer (smtp_client_new copies everything).
+ */
+void tlspolicy_client_params(const struct kconf *conf, const struct egress_path *path,
+			     const struct host_tls *t, const char *domain, struct smtp_client_params *p);
+/* What tlspolicy_decide() looks at for one MX host. */
+struct dns_result;
+struct mtasts_policy;
+struct tlspolicy_facts {
+	const char *host;
+	enum tls_mode configured; /* the path's enable_tls */
+	int dane;		  /* enable_dane */
+	int mx_secure;		  /* the MX answer (or its secure denial) was DNSSEC-validated */
+	int addr_secure;	  /* the host's address records were */
+	const struct dns_result *tlsa; /* the _PORT._tcp.HOST TLSA answer; NULL: none */
+	int mta_sts;		       /* enable_mta_sts */
+	const struct mtasts_policy *policy; /* the domain's policy; NULL: none */
+	const char *sts_note;		    /* why there is no policy (logs), or NULL */
+};
+/* The policy of one host (pure: seed 001's rules, RFC 7672 2.2); free with tlspolicy_host_free(). */
+struct host_tls *tlspolicy_decide(const struct tlspolicy_facts *f);
+void tlspolicy_host_free(struct host_tls **tp);
+/* "configured", "mta-sts:enforce", "mta-sts:testing", "mta-sts:none" or "dane". */
+const char *tlspolicy_host_label(const struct host_tls *t);
+/* Usable TLSA records the host is checked against (0: no DANE). */
+size_t tlspolicy_host_ntlsa(const struct host_tls *t);
+/* A curl-style connect_to entry "HOST:PORT:ADDR:PORT" (ADDR may be [v6]): 0 or -1. */
+int tlspolicy_connect_to_check(const char *s);
+/* Parse the tls_client and mta_sts groups of root into c (defaults when absent); problems counted. */
+int tlspolicy_parse_config(struct kconf *c, const config_setting_t *root, struct buf *errs);
+void tlspolicy_free_config(struct kconf *c);
+/* At exit, after the loop has stopped: free the cache, the answers and the contexts. */
+void tlspolicy_free(void);
 
 /* ---- queue.c ---- */
 /* Start the resolver, timers and TLS client context. 0, or a code with *err_r. */

@@ -8,6 +8,7 @@ daemon_kumod_SOURCES = \
 	daemon/spool.c \
 	daemon/queue.c \
 	daemon/jlog.c \
+	daemon/tlspolicy.c \
 	daemon/control.h \
 	daemon/control.c \
 	daemon/ctlcmds.c

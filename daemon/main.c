@@ -337,6 +337,7 @@ main(int argc, char **argv)
 	(void)r;
 	uv_loop_close(kd.loop);
 	queue_free_all();
+	tlspolicy_free();
 	listener_free();
 	jlog_close();
 	if (kd.conf->pidfile != NULL)

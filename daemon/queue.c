@@ -53,6 +53,8 @@ struct rq_host {
 	char *name;
 	struct sockaddr_storage sa;
 	char text[64];
+	size_t mx;		    /* index into rq->mx */
+	const struct host_tls *tls; /* its TLS policy (tlspolicy.c); NULL: the path's enable_tls */
 };
 
 struct oconn {
@@ -616,24 +618,93 @@ rq_hosts_fail_all(struct ready_queue *rq)
 	}
 }
 
+/* A ready queue's new host list while its TLS policy is decided (tlspolicy.c). */
+struct hosts_pending {
+	struct ready_queue *rq;
+	struct rq_host *hosts;
+	size_t nhosts;
+};
+
+static void
+rq_hosts_free(struct rq_host *hosts, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		free(hosts[i].name);
+	free(hosts);
+}
+
+/*
+ * The TLS policy of each MX host is known (tls[i] for rq->mx[i]; NULL: the
+ * resolution was dropped at exit): hosts that may not be used (MTA-STS
+ * enforce, bogus TLSA) leave the list, the rest carry their policy. The new
+ * list replaces the old one only now, so connections failing over in the
+ * meantime used the old hosts with their old policy.
+ */
+static void
+rq_policy_done(void *arg, const struct host_tls *const *tls, size_t n)
+{
+	struct hosts_pending *hp = arg;
+	struct ready_queue *rq = hp->rq;
+	char why[sizeof(rq->hosts_error)] = "";
+	size_t i, kept = 0, len;
+
+	if (tls == NULL) {
+		rq_hosts_free(hp->hosts, hp->nhosts);
+		free(hp);
+		return;
+	}
+	for (i = 0; i < hp->nhosts; i++) {
+		const struct host_tls *t = hp->hosts[i].mx < n ? tls[hp->hosts[i].mx] : NULL;
+
+		if (tlspolicy_host_skip(t)) {
+			len = strlen(why);
+			if (strstr(why, tlspolicy_host_why(t)) == NULL)
+				snprintf(why + len, sizeof(why) - len, "%s%s", len ? "; " : "", tlspolicy_host_why(t));
+			free(hp->hosts[i].name);
+			continue;
+		}
+		hp->hosts[i].tls = t;
+		hp->hosts[kept++] = hp->hosts[i];
+	}
+	rq_hosts_free(rq->hosts, rq->nhosts);
+	rq->hosts = hp->hosts;
+	rq->nhosts = kept;
+	free(hp);
+	rq->hosts_expire_ms = now_ms() + 60000;
+	if (kept == 0) {
+		rq->hosts_state = 3;
+		rq->hosts_error_code = 451;
+		snprintf(rq->hosts_error, sizeof(rq->hosts_error), "no MX host of %s may be used: %s",
+			 rq->domain, why);
+		rq_hosts_fail_all(rq);
+		rq->hosts_expire_ms = now_ms(); /* try again for the next message */
+		return;
+	}
+	rq->hosts_state = 2;
+	dispatch(rq);
+}
+
 static void
 rq_hosts_done(struct ready_queue *rq)
 {
-	size_t i, j, n = 0;
+	struct rq_host *hosts;
+	struct tlspolicy_host *th;
+	struct hosts_pending *hp;
+	size_t i, j, n = 0, nhosts = 0;
 	int prohibited = 0;
 
-	for (i = 0; i < rq->nhosts; i++)
-		free(rq->hosts[i].name);
-	free(rq->hosts);
-	rq->hosts = NULL;
-	rq->nhosts = 0;
 	for (i = 0; i < rq->nmx; i++)
 		if (rq->addr_results[i] != NULL && rq->addr_results[i]->status == DNS_OK)
 			n += rq->addr_results[i]->n_addrs;
-	rq->hosts = xcalloc(n ? n : 1, sizeof(*rq->hosts));
+	hosts = xcalloc(n ? n : 1, sizeof(*hosts));
+	th = xcalloc(rq->nmx ? rq->nmx : 1, sizeof(*th));
 	for (i = 0; i < rq->nmx; i++) {
 		const struct dns_result *r = rq->addr_results[i];
 
+		th[i].name = rq->mx[i].host;
+		th[i].addr_secure = r != NULL && r->status == DNS_OK && r->secure;
 		if (r == NULL || r->status != DNS_OK)
 			continue;
 		for (j = 0; j < r->n_addrs; j++) {
@@ -648,24 +719,25 @@ rq_hosts_done(struct ready_queue *rq)
 			}
 			if (rq->path.skip_hosts != NULL && cidr_list_match(rq->path.skip_hosts, sa))
 				continue;
-			rq->hosts[rq->nhosts].name = xstrdup(rq->mx[i].host);
-			rq->hosts[rq->nhosts].sa = r->addrs[j].ss;
-			snprintf(rq->hosts[rq->nhosts].text, sizeof(rq->hosts[rq->nhosts].text), "%s",
-				 r->addrs[j].text);
-			rq->nhosts++;
+			hosts[nhosts].name = xstrdup(rq->mx[i].host);
+			hosts[nhosts].sa = r->addrs[j].ss;
+			snprintf(hosts[nhosts].text, sizeof(hosts[nhosts].text), "%s", r->addrs[j].text);
+			hosts[nhosts].mx = i;
+			nhosts++;
 		}
 	}
 	for (i = 0; i < rq->nmx; i++)
 		dns_result_free(&rq->addr_results[i]);
 	free(rq->addr_results);
 	rq->addr_results = NULL;
-	if (prohibited) {
-		rq->hosts_state = 3;
-		rq->hosts_error_code = 550;
+	if (prohibited || nhosts == 0) {
+		rq_hosts_free(rq->hosts, rq->nhosts);
+		rq->hosts = hosts;
 		rq->nhosts = 0;
-	} else if (rq->nhosts == 0) {
 		rq->hosts_state = 3;
-		if (n > 0) {
+		if (prohibited) {
+			rq->hosts_error_code = 550;
+		} else if (n > 0) {
 			rq->hosts_error_code = 550;
 			snprintf(rq->hosts_error, sizeof(rq->hosts_error),
 				 "every MX host address of %s is in skip_hosts", rq->site);
@@ -674,15 +746,27 @@ rq_hosts_done(struct ready_queue *rq)
 			snprintf(rq->hosts_error, sizeof(rq->hosts_error),
 				 "no address found for any MX host of %s", rq->site);
 		}
-	} else
-		rq->hosts_state = 2;
-	rq->hosts_expire_ms = now_ms() + 60000;
-	if (rq->hosts_state == 3) {
+		for (i = 0; i < nhosts; i++)
+			free(hosts[i].name);
+		free(th);
 		rq_hosts_fail_all(rq);
 		rq->hosts_expire_ms = now_ms(); /* try again for the next message */
 		return;
 	}
-	dispatch(rq);
+	/* enable_mta_sts / enable_dane: each host's TLS policy, then rq_policy_done. */
+	hp = xcalloc(1, sizeof(*hp));
+	hp->rq = rq;
+	hp->hosts = hosts;
+	hp->nhosts = nhosts;
+	{
+		struct tlspolicy_query q = {.owner = rq, .loop = K->loop, .conf = K->conf, .res = resolver,
+					    .path = &rq->path,
+					    .port = (unsigned)egress_port(&rq->path, &rq->source),
+					    .domain = rq->domain, .hosts = th, .n = rq->nmx};
+
+		tlspolicy_resolve(&q, rq_policy_done, hp);
+	}
+	free(th);
 }
 
 struct addr_ctx {
@@ -978,7 +1062,7 @@ on_txn_done(struct smtp_client *c, const struct smtp_txn *txn, const struct smtp
 				       .source = rq->source_name, .peer_address = peer,
 				       .code = rep->code, .enhanced = rep->enhanced,
 				       .text = rep->text.data != NULL ? rep->text.data : "",
-				       .tls_version = ti.version, .tls_cipher = ti.cipher};
+				       .tls_version = ti.version, .tls_cipher = ti.cipher, .client = c};
 
 		if (cls == 2) {
 			rec.kind = JLOG_DELIVERY;
@@ -1135,6 +1219,8 @@ conn_start(struct ready_queue *rq, struct oconn *oc)
 	p.ehlo_domain = egress_ehlo_domain(&rq->path, &rq->source, K->conf->hostname);
 	p.tls_mode = rq->path.enable_tls;
 	p.tls_ctx = path_tls_ctx(rq);
+	/* enable_mta_sts / enable_dane: this host's mode, TLSA records, trust anchors (tlspolicy.c). */
+	tlspolicy_client_params(K->conf, &rq->path, h->tls, rq->domain, &p);
 	if (rq->source.source_sa.ss_family != 0)
 		p.source_address = (const struct sockaddr *)&rq->source.source_sa;
 	if (rq->path.smtp_auth_plain_username != NULL) {

@@ -1199,8 +1199,15 @@ dns_resolver_new(uv_loop_t *loop, const struct dns_options *opts, char **err_r)
 	 * Zones and data finalize the context, so they come last. ".test" is a
 	 * built-in static zone (RFC 6761) that answers NXDOMAIN for all of it;
 	 * making it transparent lets lab data and forwarded lab zones answer.
+	 * With nowhere to forward to it stays static (lab data still answers):
+	 * the root has no .test, and recursing for it would only end in a
+	 * SERVFAIL many seconds later (e.g. kumod's _mta-sts lookups in a lab).
 	 */
-	if ((rc = ub_ctx_zone_add(ub, "test.", "transparent")) != 0) {
+	if ((rc = ub_ctx_zone_add(ub, "test.",
+				  (opts->forwarders != NULL && opts->forwarders[0] != NULL) ||
+					  opts->config_file != NULL
+				      ? "transparent"
+				      : "static")) != 0) {
 		*err_r = xasprintf("dns: local zone test.: %s", ub_strerror(rc));
 		goto fail;
 	}

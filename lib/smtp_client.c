@@ -25,6 +25,7 @@
 
 #include "buf.h"
 #include "conn.h"
+#include "dane.h"
 #include "kumo.h"
 #include "log.h"
 #include "proxy.h"
@@ -57,6 +58,14 @@ struct smtp_client {
 	struct socks5_client socks;
 	char *id;
 	size_t max_reply_bytes;
+	/* DANE: records with their data copied into dane_data; dane_chk runs in the handshake */
+	struct dane_tlsa *dane;
+	size_t ndane;
+	unsigned char *dane_data;
+	char *dane_domain;
+	const char *dane_names[2];
+	struct dane_check dane_chk;
+	char *tls_policy;
 
 	/* session */
 	enum smtp_client_state state;
@@ -425,9 +434,13 @@ send_body(struct smtp_client *c)
 static enum smtp_client_state
 after_ehlo(struct smtp_client *c)
 {
-	if (!c->tls && c->tls_mode != TLS_DISABLED) {
+	if (!c->tls && (c->tls_mode != TLS_DISABLED || c->ndane > 0)) {
 		if (c->caps.flags & SMTP_CAP_STARTTLS)
 			return SMTP_CLIENT_STARTTLS;
+		if (c->ndane > 0) {
+			fail_session(c, KUMO_ETLS, NULL, "STARTTLS not advertised (DANE: TLSA records published)");
+			return SMTP_CLIENT_FAILED;
+		}
 		if (tls_mode_requires(c->tls_mode)) {
 			fail_session(c, KUMO_ETLS, NULL, "STARTTLS not advertised (enable_tls=%s)",
 				     tls_mode_str(c->tls_mode));
@@ -490,6 +503,26 @@ finish_txn(struct smtp_client *c)
 	free(rcpt);
 }
 
+/*
+ * Put the DANE check on the session conn_starttls() just made: the server's
+ * certificate cannot have arrived yet (the handshake runs from the loop).
+ */
+static void
+dane_install(struct smtp_client *c)
+{
+	size_t n = 0;
+
+	if (c->peer_name != NULL)
+		c->dane_names[n++] = c->peer_name;
+	if (c->dane_domain != NULL)
+		c->dane_names[n++] = c->dane_domain;
+	c->dane_chk.recs = c->dane;
+	c->dane_chk.n = c->ndane;
+	c->dane_chk.names = c->dane_names;
+	c->dane_chk.n_names = n;
+	dane_session_install(conn_tls_session(c->conn), &c->dane_chk);
+}
+
 /* Set the state, send what it calls for and arm its timeout. */
 static void proxy_start(struct smtp_client *c);
 static int proxy_read(struct smtp_client *c, struct buf *in);
@@ -526,10 +559,13 @@ enter_state(struct smtp_client *c, enum smtp_client_state s)
 	case SMTP_CLIENT_TLS_HANDSHAKE:
 		memset(&peer, 0, sizeof(peer));
 		peer.server_name = c->tls_server_name ? c->tls_server_name : c->peer_name;
-		peer.verify = tls_mode_verifies(c->tls_mode);
+		/* DANE replaces PKIX for this host (RFC 7672 3.1.1). */
+		peer.verify = tls_mode_verifies(c->tls_mode) && c->ndane == 0;
 		r = conn_starttls(c->conn, c->tls_ctx, &peer, client_tls_cb);
 		if (r < 0)
 			fail_session(c, r, NULL, "STARTTLS: %s", conn_error_text(c->conn));
+		else if (c->ndane > 0)
+			dane_install(c);
 		break;
 	case SMTP_CLIENT_AUTH:
 		send_auth(c);
@@ -739,6 +775,17 @@ client_on_connect(struct conn *conn, int status, void *arg)
 static void
 client_on_tls(struct smtp_client *c, int status)
 {
+	if (c->ndane > 0 && c->dane_chk.checked && c->dane_chk.result.verdict == DANE_FAILED) {
+		fail_session(c, KUMO_ETLS, NULL, "TLS handshake with %s: DANE: the TLSA records do not "
+			     "authenticate the server: %s", c->peer_str, c->dane_chk.result.reason);
+		return;
+	}
+	if (status == 0 && c->ndane > 0 && !c->dane_chk.checked) {
+		/* Never reached in practice: a full handshake always shows a certificate. */
+		fail_session(c, KUMO_ETLS, NULL, "TLS handshake with %s: the DANE check did not run",
+			     c->peer_str);
+		return;
+	}
 	if (status == KUMO_ETIMEDOUT) {
 		fail_session(c, status, NULL, "timeout during the TLS handshake with %s (starttls_timeout %ums)",
 			     c->peer_str, phase_timeout(c, SMTP_PHASE_STARTTLS));
@@ -829,6 +876,10 @@ client_on_close(struct conn *conn, void *arg)
 	free(c->id);
 	free(c->peer_name);
 	free(c->err_text);
+	free(c->dane);
+	free(c->dane_data);
+	free(c->dane_domain);
+	free(c->tls_policy);
 	free(c);
 }
 
@@ -937,6 +988,29 @@ proxy_read(struct smtp_client *c, struct buf *in)
 	return 0;
 }
 
+/* Copy the params' TLSA records, their data in one block. */
+static void
+dane_copy(struct smtp_client *c, const struct smtp_client_params *p)
+{
+	size_t i, total = 0, off = 0;
+
+	if (p->dane_count == 0 || p->dane_tlsa == NULL)
+		return;
+	for (i = 0; i < p->dane_count; i++)
+		total += p->dane_tlsa[i].len;
+	c->dane = xcalloc(p->dane_count, sizeof(*c->dane));
+	c->dane_data = xmalloc(total ? total : 1);
+	for (i = 0; i < p->dane_count; i++) {
+		c->dane[i] = p->dane_tlsa[i];
+		if (p->dane_tlsa[i].len > 0)
+			memcpy(c->dane_data + off, p->dane_tlsa[i].data, p->dane_tlsa[i].len);
+		c->dane[i].data = c->dane_data + off;
+		off += p->dane_tlsa[i].len;
+	}
+	c->ndane = p->dane_count;
+	c->dane_domain = dup_or_null(p->dane_domain);
+}
+
 struct smtp_client *
 smtp_client_new(uv_loop_t *loop, const struct smtp_client_params *p, const struct smtp_client_cbs *cbs,
 		void *arg)
@@ -983,6 +1057,8 @@ smtp_client_new(uv_loop_t *loop, const struct smtp_client_params *p, const struc
 	memcpy(c->timeout_ms, p->timeout_ms, sizeof(c->timeout_ms));
 	c->id = p->session_id ? xstrdup(p->session_id) : xasprintf("c%u", ++next_id);
 	c->max_reply_bytes = p->max_reply_bytes ? p->max_reply_bytes : CONN_READ_MAX_DEFAULT;
+	dane_copy(c, p);
+	c->tls_policy = dup_or_null(p->tls_policy);
 	smtp_reply_init(&c->reply);
 	smtp_reply_init(&c->r_mail);
 	smtp_reply_init(&c->r_data);
@@ -1170,4 +1246,22 @@ struct conn *
 smtp_client_conn(const struct smtp_client *c)
 {
 	return c->conn;
+}
+
+const struct dane_result *
+smtp_client_dane_result(const struct smtp_client *c)
+{
+	return c->ndane > 0 && c->dane_chk.checked ? &c->dane_chk.result : NULL;
+}
+
+const char *
+smtp_client_tls_policy(const struct smtp_client *c)
+{
+	return c->tls_policy != NULL ? c->tls_policy : "";
+}
+
+enum tls_mode
+smtp_client_tls_mode(const struct smtp_client *c)
+{
+	return c->tls_mode;
 }

@@ -23,6 +23,7 @@
 
 #include <uv.h>
 
+#include "dane.h"
 #include "smtp_proto.h"
 #include "tls.h"
 
@@ -112,6 +113,21 @@ struct smtp_client_params {
 	const struct sockaddr *proxy_source;
 	const char *session_id;		 /* for trace lines; NULL: "c<number>" generated */
 	size_t max_reply_bytes;		 /* cap on buffered input; 0: CONN_READ_MAX_DEFAULT */
+	/*
+	 * DANE (RFC 7672). With dane_count > 0 the session needs STARTTLS
+	 * whatever tls_mode says, PKIX is not used, and the server's chain must
+	 * match one of these TLSA records inside the handshake (lib/dane.h), so
+	 * nothing is sent to an unauthenticated server; a failure is KUMO_ETLS in
+	 * SMTP_PHASE_STARTTLS. Pass usable records only (dane_tlsa_usable()).
+	 * The records and their data are copied. dane_domain (copied, may be
+	 * NULL) is the next-hop domain, DANE-TA's second reference name after
+	 * the peer_name given to smtp_client_connect().
+	 */
+	const struct dane_tlsa *dane_tlsa;
+	size_t dane_count;
+	const char *dane_domain;
+	/* For logs only: what chose tls_mode ("mta-sts:enforce", "dane", ...); copied. */
+	const char *tls_policy;
 };
 
 /* Seed defaults: Opportunistic, the nine timeouts of SMTP_TIMEOUT_DEFAULTS_S (in ms), no AUTH. */
@@ -222,5 +238,11 @@ unsigned smtp_client_delivered(const struct smtp_client *c);
 unsigned smtp_client_transactions(const struct smtp_client *c);
 /* The underlying conn (NULL before connect), e.g. for DANE checks. */
 struct conn *smtp_client_conn(const struct smtp_client *c);
+/* The DANE check's outcome once the handshake ran it; NULL without DANE or before. */
+const struct dane_result *smtp_client_dane_result(const struct smtp_client *c);
+/* The tls_policy label given in the params; "" if none. */
+const char *smtp_client_tls_policy(const struct smtp_client *c);
+/* The enable_tls mode this session runs with. */
+enum tls_mode smtp_client_tls_mode(const struct smtp_client *c);
 
 #endif

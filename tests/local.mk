@@ -93,12 +93,19 @@ kumod_integration = \
 	tests/integration/kumod-crash.sh \
 	tests/integration/kumod-signals.sh \
 	tests/integration/kumod-shaping.sh \
+	tests/integration/kumod-tlspolicy.sh \
 	tests/integration/kumod-control.sh \
 	tests/integration/kumod-egress.sh \
 	tests/integration/kumod-egress-tls.sh \
 	tests/integration/kumod-egress-timeouts.sh
 TESTS += $(kumod_integration)
 EXTRA_DIST += $(kumod_integration) tests/integration/kumod-common.sh tests/integration/kumod-inject.py
+
+# --- daemon/tlspolicy.c: enable_mta_sts / enable_dane decisions and their configuration ---
+unit_tests += tests/unit/test_tlspolicy
+tests_unit_test_tlspolicy_SOURCES = tests/unit/test_tlspolicy.c daemon/tlspolicy.c daemon/kumod.h
+tests_unit_test_tlspolicy_CFLAGS = $(UNIT_CFLAGS) $(GNUTLS_CFLAGS) $(UNBOUND_CFLAGS) -I$(top_srcdir)/daemon
+tests_unit_test_tlspolicy_LDADD = $(UNIT_LDADD)
 
 # --- control protocol (lib/ctl.c) and the control server (daemon/control.c) ---
 unit_tests += tests/unit/test_ctl

@@ -21,6 +21,10 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 
+#include <gnutls/abstract.h>
+#include <gnutls/crypto.h>
+#include <gnutls/gnutls.h>
+#include <gnutls/x509.h>
 #include <uv.h>
 
 #include "buf.h"
@@ -388,6 +392,7 @@ struct run {
 	int send_ret;
 	int send_failed;
 	enum smtp_client_state state_at_ready;
+	char dane[32]; /* the DANE verdict, "" without DANE */
 };
 
 static void
@@ -400,6 +405,8 @@ capture_facts(struct run *r, struct smtp_client *c)
 	r->delivered = smtp_client_delivered(c);
 	r->transactions = smtp_client_transactions(c);
 	snprintf(r->banner, sizeof(r->banner), "%s", smtp_client_banner(c));
+	snprintf(r->dane, sizeof(r->dane), "%s",
+		 smtp_client_dane_result(c) ? dane_verdict_str(smtp_client_dane_result(c)->verdict) : "");
 }
 
 static void
@@ -1341,6 +1348,99 @@ test_strings(void)
 		UNIT_EXPECT_INT(phases[i], p.timeout_ms[i], defaults_s[i] * 1000);
 }
 
+/* SHA-256 of the server certificate's SubjectPublicKeyInfo: the data of a 3 1 1 record. */
+static void
+spki_sha256(unsigned char out[32])
+{
+	gnutls_datum_t pem = {NULL, 0}, der = {NULL, 0};
+	gnutls_x509_crt_t crt = NULL;
+	gnutls_pubkey_t pk = NULL;
+
+	memset(out, 0, 32);
+	if (gnutls_load_file(cert_path, &pem) < 0 || gnutls_x509_crt_init(&crt) < 0 ||
+	    gnutls_x509_crt_import(crt, &pem, GNUTLS_X509_FMT_PEM) < 0 || gnutls_pubkey_init(&pk) < 0 ||
+	    gnutls_pubkey_import_x509(pk, crt, 0) < 0 ||
+	    gnutls_pubkey_export2(pk, GNUTLS_X509_FMT_DER, &der) < 0 ||
+	    gnutls_hash_fast(GNUTLS_DIG_SHA256, der.data, der.size, out) < 0)
+		CU_FAIL("cannot hash the test certificate's public key");
+	gnutls_free(der.data);
+	gnutls_free(pem.data);
+	gnutls_pubkey_deinit(pk);
+	gnutls_x509_crt_deinit(crt);
+}
+
+/*
+ * DANE inside the handshake: a matching 3 1 1 record authenticates a
+ * self-signed certificate that PKIX would refuse; a wrong digest stops the
+ * session before anything but EHLO and STARTTLS went out; a server without
+ * STARTTLS fails whatever tls_mode says.
+ */
+static void
+test_dane(void)
+{
+	struct smtp_client_params p;
+	struct srv_cfg cfg = {.ehlo = EHLO_TLS};
+	struct tls_ctx_config ccfg = {NULL, NULL, NULL, NULL};
+	struct tls_ctx *sys = NULL;
+	unsigned char digest[32], wrong[32];
+	struct dane_tlsa rec = {DANE_USAGE_DANE_EE, DANE_SELECTOR_SPKI, DANE_MTYPE_SHA256, digest, 32};
+	struct srv s;
+	struct run r;
+
+	CU_ASSERT_EQUAL_FATAL(tls_ctx_new_client(&ccfg, &sys, NULL), 0);
+	spki_sha256(digest);
+	memcpy(wrong, digest, sizeof(wrong));
+	wrong[0] ^= 0xff;
+
+	/* A matching record: Required with the system store would fail PKIX, DANE passes. */
+	test_params(&p);
+	p.tls_mode = TLS_REQUIRED;
+	p.tls_ctx = sys;
+	p.dane_tlsa = &rec;
+	p.dane_count = 1;
+	p.dane_domain = "example.test";
+	p.tls_policy = "dane";
+	memset(&r, 0, sizeof(r));
+	txn_set(&r.txns[0], rcpt1, 1, msg);
+	r.ntxn = 1;
+	rec.data = digest;
+	session(&r, &s, &cfg, &p, CN);
+	UNIT_EXPECT_INT("errors", r.errored, 0);
+	UNIT_EXPECT_INT("tls", r.is_tls, 1);
+	UNIT_EXPECT_STR("dane verdict", r.dane, "verified");
+	UNIT_EXPECT_INT("delivered", r.delivered, 1);
+	srv_free(&s);
+
+	/* The wrong digest: the handshake fails, nothing after STARTTLS is sent. */
+	memset(&r, 0, sizeof(r));
+	txn_set(&r.txns[0], rcpt1, 1, msg);
+	r.ntxn = 1;
+	rec.data = wrong;
+	session(&r, &s, &cfg, &p, CN);
+	EXPECT_TRANSCRIPT(&s, "EHLO client.example.org\nSTARTTLS\n");
+	UNIT_EXPECT_INT("error", r.errored, 1);
+	UNIT_EXPECT_INT("err", r.err.err, KUMO_ETLS);
+	UNIT_EXPECT_INT("phase", r.err.phase, SMTP_PHASE_STARTTLS);
+	CU_ASSERT_TRUE(strstr(r.err_text, "DANE") != NULL);
+	if (strstr(r.err_text, "DANE") == NULL)
+		fprintf(stderr, "  text: %s\n", r.err_text);
+	UNIT_EXPECT_INT("not delivered", r.delivered, 0);
+	srv_free(&s);
+
+	/* DANE with enable_tls Disabled against a server without STARTTLS: still required. */
+	memset(&r, 0, sizeof(r));
+	txn_set(&r.txns[0], rcpt1, 1, msg);
+	r.ntxn = 1;
+	rec.data = digest;
+	p.tls_mode = TLS_DISABLED;
+	session(&r, &s, NULL, &p, CN);
+	EXPECT_TRANSCRIPT(&s, "EHLO client.example.org\n");
+	UNIT_EXPECT_INT("err", r.err.err, KUMO_ETLS);
+	CU_ASSERT_TRUE(strstr(r.err_text, "STARTTLS not advertised (DANE") != NULL);
+	srv_free(&s);
+	tls_ctx_unref(&sys);
+}
+
 int
 main(void)
 {
@@ -1358,6 +1458,7 @@ main(void)
 		{"banner and HELO", test_banner_and_helo},
 		{"peer closes after dot", test_peer_closes},
 		{"STARTTLS", test_starttls},
+		{"DANE in the handshake", test_dane},
 		{"AUTH PLAIN", test_auth},
 		{"bad transactions", test_bad_txn},
 		{"garbage replies", test_garbage_replies},
