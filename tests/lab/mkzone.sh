@@ -17,8 +17,15 @@ lab_sign_zone() {
 	LAB_KSK=$PWD/$LAB_KSK
 }
 
+# Returns non-zero when the expression changed nothing: a tamper that misses
+# leaves a valid zone and a negative test that proves nothing.
 lab_tamper() {
-	sed -i "$2" "$1"
+	cp "$1" "$1.pre-tamper" || return 1
+	sed -i "$2" "$1" || return 1
+	if cmp -s "$1" "$1.pre-tamper"; then
+		echo "lab_tamper: '$2' changed nothing in $1" >&2
+		return 1
+	fi
 }
 
 # nsd needs its port free on UDP and TCP: try a few random ones; readiness
