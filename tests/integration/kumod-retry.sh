@@ -93,6 +93,9 @@ start_kumod "$work/kumod.conf"
 fo() { saved_rcpts sink | grep -q '@failover.test$'; }
 check "the second MX host delivers when the first refuses" wait_until 10 fo
 check_eq "failover.test messages delivered" "$(saved_rcpts sink | grep -c '@failover.test$')" 2
+# The sink saves a message before kumod has read its 250 and logged the Delivery.
+fologged() { [ "$(cnt .type Delivery)" -ge 2 ]; }
+check "both failover.test deliveries are logged" wait_until 10 fologged
 check_eq "their peer is the live host" \
 	"$(cat "$work"/logs/*.jsonl | jq -r 'select(.type=="Delivery") | .peer_address' | sort -u)" "127.0.0.1:$SINK_PORT"
 down() { [ "$(cnt .type TransientFailure)" -ge 2 ]; }
