@@ -8,12 +8,27 @@
 #
 # Pinning (shared/BENCH.md): the sink under test on CPU 0 (taskset -c 0),
 # smtp-source on CPU 1 (taskset -c 1). Every run gets a fresh port, so
-# TIME-WAIT left by one run never meets the next.
+# TIME-WAIT left by one run never meets the next. Before each cell, both
+# sinks get one untimed warm-up run (WARMUP messages) with the cell's
+# settings. The load average is printed before and after: on a shared
+# machine the absolute numbers swing, the side-by-side ratios much less.
 #
-# Environment: MSGS (20000), REPS (3), SIZES ("1024 102400"), PERCONN
-# ("1 100"), CONCS ("1 10 50"), SINK (our binary), SINK_ARGS (extra options
-# for ours, e.g. "--busy-poll 200us"), PF_SINK, SMTP_SOURCE, OUT (also write
-# the table to this file).
+# SOURCE_ENV (default empty) is put in smtp-source's environment, for both
+# sinks alike. At 1 KB the client is the bottleneck, and smtp-source's own
+# cost is bimodal: Postfix's mymalloc() fills each session's two ~128 KB
+# stream buffers, and depending on how glibc's dynamic malloc thresholds
+# happen to place them (timing-dependent) that costs ~1 or ~6-9 page faults
+# per message, i.e. ~150 or ~250 us of client CPU per message. The slow
+# mode came up in 7 of 8 runs against our sink and in about 2 of 8 against
+# Postfix's (1 KB, 1 message per connection, 50 connections), so msg/s
+# there partly measures smtp-source's allocator. Fixing the thresholds
+# removes that for both:
+#   SOURCE_ENV=GLIBC_TUNABLES=glibc.malloc.trim_threshold=268435456:glibc.malloc.mmap_threshold=4194304
+#
+# Environment: MSGS (20000), REPS (3), WARMUP (MSGS/10, 0: none), SOURCE_ENV
+# (above), SIZES ("1024 102400"), PERCONN ("1 100"), CONCS ("1 10 50"), SINK
+# (our binary), SINK_ARGS (extra options for ours, e.g. "--coalesce 0"),
+# PF_SINK, SMTP_SOURCE, OUT (also write the table to this file).
 # Must run as root (Postfix's sink drops to -u postfix). Exit 2 when a tool
 # is missing, 1 when a run failed.
 set -u
@@ -22,6 +37,8 @@ here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/.." && pwd)
 MSGS=${MSGS:-20000}
 REPS=${REPS:-3}
+WARMUP=${WARMUP:-$((MSGS / 10))}
+SOURCE_ENV=${SOURCE_ENV:-}
 SIZES=${SIZES:-"1024 102400"}
 PERCONN=${PERCONN:-"1 100"}
 CONCS=${CONCS:-"1 10 50"}
@@ -91,20 +108,22 @@ stop_sink() {
 	sink_pid=
 }
 
-# drive SIZE PERCONN CONC: smtp-source sends MSGS messages; 100 per
-# connection is done in waves of -d -s CONC -m 100*CONC (BENCH.md).
+# drive SIZE PERCONN CONC [COUNT]: smtp-source sends COUNT (MSGS) messages;
+# 100 per connection is done in waves of -d -s CONC -m 100*CONC (BENCH.md).
 drive() {
-	local size=$1 per=$2 conc=$3 left=$MSGS n
+	local size=$1 per=$2 conc=$3 left=${4:-$MSGS} n
 	if [ "$per" -eq 1 ]; then
-		timeout 600 taskset -c 1 "$SMTP_SOURCE" -M client.test -s "$conc" -m "$MSGS" -l "$size" \
-			"127.0.0.1:$port"
+		# shellcheck disable=SC2086 # SOURCE_ENV is a list of NAME=VALUE
+		env $SOURCE_ENV timeout 600 taskset -c 1 "$SMTP_SOURCE" -M client.test -s "$conc" \
+			-m "$left" -l "$size" "127.0.0.1:$port"
 		return
 	fi
 	while [ "$left" -gt 0 ]; do
 		n=$((per * conc))
 		[ "$n" -gt "$left" ] && n=$left
-		timeout 600 taskset -c 1 "$SMTP_SOURCE" -M client.test -d -s "$conc" -m "$n" -l "$size" \
-			"127.0.0.1:$port" || return 1
+		# shellcheck disable=SC2086
+		env $SOURCE_ENV timeout 600 taskset -c 1 "$SMTP_SOURCE" -M client.test -d -s "$conc" \
+			-m "$n" -l "$size" "127.0.0.1:$port" || return 1
 		left=$((left - n))
 	done
 }
@@ -123,13 +142,28 @@ run() {
 		'BEGIN { printf "%.0f %.3f\n", m / (b - a), c / hz }'
 }
 
+# warm WHICH SIZE PER CONC: an untimed run of WARMUP messages
+warm() {
+	[ "$WARMUP" -gt 0 ] || return 0
+	start_sink "$1" || return 1
+	drive "$2" "$3" "$4" "$WARMUP" >/dev/null 2>&1
+	stop_sink
+}
+
+# span: "min-max" of the numbers on stdin
+span() {
+	tr ' ' '\n' | sort -g | awk 'NF { v[++n] = $1 } END { printf "%s-%s", v[1], v[n] }'
+}
+
 median() {
 	tr ' ' '\n' | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
 }
 
 echo "# sink-vs-postfix: $MSGS messages per run, $REPS reps, medians; sink on CPU 0, smtp-source on CPU 1"
 echo "# ours: $SINK ${SINK_ARGS:-}"
-echo "# $(uname -r), $(nproc) CPUs, $(date -u +%Y-%m-%dT%H:%MZ)"
+echo "# smtp-source environment: ${SOURCE_ENV:-(none)}"
+echo "# $(uname -r), $(nproc) CPUs, $(date -u +%Y-%m-%dT%H:%MZ); warm-up $WARMUP messages per sink and cell"
+echo "# load before: $(cut -d' ' -f1-3 /proc/loadavg)"
 fmt="%-7s %-8s %-5s | %9s %9s %6s | %8s %8s %6s | %7s %7s\n"
 hdr=$(printf "$fmt" size msg/conn conns "ours/s" "pfx/s" ratio "ourCPU" "pfxCPU" ratio "us/msg" "pfx us")
 echo "$hdr"
@@ -139,6 +173,8 @@ for size in $SIZES; do
 	for per in $PERCONN; do
 		for conc in $CONCS; do
 			ours_r="" ours_c="" pf_r="" pf_c=""
+			warm ours "$size" "$per" "$conc"
+			warm theirs "$size" "$per" "$conc"
 			for rep in $(seq "$REPS"); do
 				# alternate which goes first, so drift hits both alike
 				if [ $((rep % 2)) -eq 1 ]; then order="ours theirs"; else order="theirs ours"; fi
@@ -165,9 +201,11 @@ for size in $SIZES; do
 				    sprintf("%.2f", cp), (cp > 0 ? sprintf("%.2fx", co / cp) : "-"),
 				    sprintf("%.1f", co * 1e6 / m), sprintf("%.1f", cp * 1e6 / m) }')
 			echo "$line"
+			echo "#   msg/s range over $REPS reps: ours $(span <<<"${ours_r# }"), pfx $(span <<<"${pf_r# }")"
 			table="$table$line"$'\n'
 		done
 	done
 done
+echo "# load after: $(cut -d' ' -f1-3 /proc/loadavg)"
 [ -n "${OUT:-}" ] && printf '%s' "$table" >"$OUT"
 exit "$failed"

@@ -7,16 +7,20 @@
  * Input: one 64 KB read per readiness event into a per-session buffer;
  * every complete command in it is answered before anything is written, and
  * the writes of all sessions happen once, at the end of the loop turn (a
- * uv_check handle), so the replies of a pipelined group leave in one write.
- * --busy-poll keeps the loop polling for a moment after a read instead of
- * sleeping (see smtp-sink(1) for why that matters on VMs). Message
+ * uv_check handle), in the order the sessions were served, so the replies
+ * of a pipelined group leave in one write. After those writes --coalesce
+ * pauses briefly when several sessions are open and none has input yet, so
+ * that one wake-up serves many of them; --busy-poll instead keeps the loop
+ * polling for a moment after a read (see smtp-sink(1) for why wake-ups
+ * matter on VMs). Message
  * data goes through the streaming dot decoder and is only kept when
  * --save-dir asks for it. Faults come from the verb table (verbs.c): a
  * reply is first appended to the output, then a delay moves it (and all
  * later replies) to `pending` until the delay timer fires.
  *
  * A session owns three libuv handles; it is freed only when all three close
- * callbacks have run, never inside one of its own I/O callbacks.
+ * callbacks have run, never inside one of its own I/O callbacks. Up to
+ * POOL_MAX freed sessions keep their buffers for the next connections.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -30,6 +34,7 @@
 #include <strings.h>
 #include <sys/stat.h>
 #include <sys/time.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <gnutls/gnutls.h>
@@ -40,8 +45,11 @@
 #include "sink.h"
 
 #define READ_CHUNK 65536
-#define OUT_HIGH 65536 /* stop processing input while this much output waits */
-#define LINGER_MS 100  /* after QUIT, how long the client gets to close first */
+#define OUT_HIGH 65536            /* stop processing input while this much output waits */
+#define LINGER_MS 100             /* after QUIT, how long the client gets to close first */
+#define COALESCE_PER_SESSION 5e-6 /* --coalesce: seconds of pause per open session */
+#define POOL_MAX 64    /* closed sessions kept, with their buffers, for the next accept */
+#define OUT_KEEP 16384 /* a pooled session keeps an output buffer up to this size */
 
 enum st {
 	ST_PROXY,     /* waiting for the PROXY header */
@@ -66,8 +74,10 @@ struct session {
 	int events;  /* current poll mask */
 	int closing;
 	int close_after_flush;
-	int linger; /* after QUIT: let the client close first */
-	int dead;   /* counted out of the stats */
+	int linger;         /* after QUIT: let the client close first */
+	int idle_armed;     /* the idle timer runs for --timeout (not stopped, not lingering) */
+	uint64_t idle_last; /* loop time (ms) of the last input, for the lazy idle timer */
+	int dead;           /* counted out of the stats */
 	struct session *prev, *next;
 	struct session *flush_next; /* on the end-of-turn write list */
 	int flush_queued;
@@ -119,8 +129,11 @@ struct session {
 };
 
 static struct session *sessions;
+static struct session *pool; /* closed sessions for reuse, linked by next */
+static int npool;
 static int shutting_down;
-static struct session *flush_list; /* sessions with replies to write this loop turn */
+static struct session *flush_list; /* sessions with replies to write this loop turn, */
+static struct session **flush_tail = &flush_list; /* in the order they were served */
 static uv_check_t flush_check;
 static int flush_check_init;
 
@@ -132,6 +145,7 @@ static void update_poll(struct session *s);
 static void on_poll(uv_poll_t *h, int status, int events);
 static void on_delay(uv_timer_t *t);
 static void on_idle(uv_timer_t *t);
+static void idle_restart(struct session *s);
 
 static double
 wall_now(void)
@@ -179,6 +193,7 @@ start_delay(struct session *s, double secs, size_t mark)
 		s->paused = 1;
 	}
 	uv_timer_stop(&s->idle);
+	s->idle_armed = 0;
 	uv_timer_stop(&s->delay);
 	if (secs >= 0)
 		uv_timer_start(&s->delay, on_delay, (uint64_t)(secs * 1000 + 0.5), 0);
@@ -283,8 +298,8 @@ on_delay(uv_timer_t *t)
 	}
 	if (s->st == ST_STALLED)
 		s->close_after_flush = 1;
-	if (cfg.idle_timeout > 0 && !s->close_after_flush)
-		uv_timer_start(&s->idle, on_idle, (uint64_t)(cfg.idle_timeout * 1000), 0);
+	if (!s->close_after_flush)
+		idle_restart(s);
 	process_input(s);
 	flush(s);
 }
@@ -293,11 +308,20 @@ static void
 on_idle(uv_timer_t *t)
 {
 	struct session *s = t->data;
+	uint64_t limit = (uint64_t)(cfg.idle_timeout * 1000), quiet;
 
 	if (s->closing || s->paused)
 		return;
 	if (s->st == ST_LINGER) {
 		session_close(s);
+		return;
+	}
+	s->idle_armed = 0;
+	quiet = uv_now(sink_loop) - s->idle_last;
+	if (quiet < limit) {
+		/* Input came since the timer was set: sleep for the rest of the period. */
+		uv_timer_start(&s->idle, on_idle, limit - quiet, 0);
+		s->idle_armed = 1;
 		return;
 	}
 	say(s, 421, "4.4.2", "%s Error: timeout exceeded", cfg.hostname);
@@ -306,11 +330,21 @@ on_idle(uv_timer_t *t)
 	flush(s);
 }
 
+/*
+ * Input arrived: the idle period starts again. The timer is not moved on
+ * every read (a heap removal and insertion each time); it keeps its
+ * deadline and on_idle() sleeps again for what is left.
+ */
 static void
 idle_restart(struct session *s)
 {
-	if (cfg.idle_timeout > 0 && !s->paused)
+	if (cfg.idle_timeout <= 0 || s->paused)
+		return;
+	s->idle_last = uv_now(sink_loop);
+	if (!s->idle_armed) {
 		uv_timer_start(&s->idle, on_idle, (uint64_t)(cfg.idle_timeout * 1000), 0);
+		s->idle_armed = 1;
+	}
 }
 
 /* ---- transaction bookkeeping ---- */
@@ -361,7 +395,7 @@ save_message(struct session *s)
 		const char *params = p + strlen(p) + 1;
 
 		fprintf(fp, "X-Sink-%s: <%s>%s%s\n", first ? "Mail-From" : "Rcpt-To", p,
-			*params != '\0' ? " " : "", params);
+		        *params != '\0' ? " " : "", params);
 		p = params + strlen(params) + 1;
 	}
 	if (s->msg_over)
@@ -1164,6 +1198,7 @@ flush(struct session *s)
 				gnutls_bye(s->tls, GNUTLS_SHUT_WR); /* close_notify; no wait */
 			session_done(s);
 			uv_timer_start(&s->idle, on_idle, LINGER_MS, 0);
+			s->idle_armed = 0;
 		} else if (s->close_after_flush) {
 			session_close(s);
 			return;
@@ -1272,6 +1307,45 @@ proxy_input(struct session *s)
 	flush(s);
 }
 
+static uv_idle_t spin;
+static int spin_init, spinning;
+static uint64_t spin_last;
+
+/*
+ * --coalesce: the replies of this turn are out. With several sessions open
+ * and no input waiting, pause briefly instead of sleeping in the poller at
+ * once. A sleeping poller is woken by the first client write, a cross-CPU
+ * wake-up that the writing client pays for (expensive on VMs), and then by
+ * the next write, and the next: one wake-up per command. After a pause, one
+ * wake-up picks up the commands of many sessions. The pause is at most
+ * cfg.coalesce and COALESCE_PER_SESSION per open session, so that a client
+ * with few connections, which would sit idle waiting for us, is not held
+ * up; it is skipped when input is already waiting (the sink is the
+ * bottleneck then and has no reason to sleep).
+ */
+static void
+coalesce_pause(void)
+{
+	struct pollfd pfd;
+	struct timespec ts;
+	int n = sink_stats_current();
+	double secs;
+
+	if (cfg.coalesce <= 0 || shutting_down || spinning || n < 2)
+		return;
+	pfd.fd = uv_backend_fd(sink_loop);
+	pfd.events = POLLIN;
+	pfd.revents = 0;
+	if (poll(&pfd, 1, 0) != 0)
+		return;
+	secs = n * COALESCE_PER_SESSION;
+	if (secs > cfg.coalesce)
+		secs = cfg.coalesce;
+	ts.tv_sec = 0;
+	ts.tv_nsec = (long)(secs * 1e9);
+	nanosleep(&ts, NULL);
+}
+
 /*
  * Write every session's replies once, after the loop has polled and every
  * readable session has answered what it read (libuv's check phase, before
@@ -1287,16 +1361,15 @@ on_flush_check(uv_check_t *h)
 		struct session *s = flush_list;
 
 		flush_list = s->flush_next;
+		if (flush_list == NULL)
+			flush_tail = &flush_list;
 		s->flush_next = NULL;
 		s->flush_queued = 0;
 		flush(s);
 	}
 	uv_check_stop(&flush_check);
+	coalesce_pause();
 }
-
-static uv_idle_t spin;
-static int spin_init, spinning;
-static uint64_t spin_last;
 
 /* --busy-poll: keep polling without sleeping for a while after each read. */
 static void
@@ -1337,8 +1410,9 @@ schedule_flush(struct session *s)
 	if (flush_list == NULL)
 		uv_check_start(&flush_check, on_flush_check);
 	s->flush_queued = 1;
-	s->flush_next = flush_list;
-	flush_list = s;
+	s->flush_next = NULL;
+	*flush_tail = s;
+	flush_tail = &s->flush_next;
 }
 
 static void
@@ -1393,15 +1467,54 @@ on_handle_closed(uv_handle_t *h)
 	if (s->tls != NULL)
 		gnutls_deinit(s->tls);
 	close(s->fd);
-	free(s->ibuf);
 	free(s->pre);
 	free(s->ehlo);
 	free(s->auth_user);
-	buf_release(&s->out);
 	buf_release(&s->pending);
 	buf_release(&s->msg);
 	buf_release(&s->env);
+	if (npool < POOL_MAX && !shutting_down) {
+		/* Keep it: the next accept gets it without malloc and page faults. */
+		if (s->out.alloc > OUT_KEEP)
+			buf_release(&s->out);
+		else
+			buf_reset(&s->out);
+		s->next = pool;
+		pool = s;
+		npool++;
+		return;
+	}
+	free(s->ibuf);
+	buf_release(&s->out);
 	free(s);
+}
+
+/* A zeroed session with its input buffer, from the pool when there is one. */
+static struct session *
+session_alloc(void)
+{
+	struct session *s = pool;
+	struct buf out;
+	char *ibuf;
+	size_t isize;
+
+	if (s == NULL) {
+		s = xcalloc(1, sizeof(*s));
+		s->isize = READ_CHUNK > 2 * cfg.line_max ? READ_CHUNK : 2 * cfg.line_max;
+		s->ibuf = xmalloc(s->isize + 1);
+		buf_init(&s->out, 0);
+		return s;
+	}
+	pool = s->next;
+	npool--;
+	ibuf = s->ibuf;
+	isize = s->isize;
+	out = s->out;
+	memset(s, 0, sizeof(*s));
+	s->ibuf = ibuf;
+	s->isize = isize;
+	s->out = out;
+	return s;
 }
 
 /*
@@ -1437,7 +1550,7 @@ session_close(struct session *s)
 	if (s->next != NULL)
 		s->next->prev = s->prev;
 	session_done(s);
-	uv_poll_stop(&s->poll);
+	/* uv_close() stops the poll (one epoll_ctl); stopping it first would cost another. */
 	uv_close((uv_handle_t *)&s->poll, on_handle_closed);
 	uv_close((uv_handle_t *)&s->idle, on_handle_closed);
 	uv_close((uv_handle_t *)&s->delay, on_handle_closed);
@@ -1447,7 +1560,7 @@ void
 sink_session_start(int fd, const struct sockaddr *sa, int tls)
 {
 	static uint64_t next_id;
-	struct session *s = xcalloc(1, sizeof(*s));
+	struct session *s = session_alloc();
 
 	s->id = ++next_id;
 	s->fd = fd;
@@ -1465,9 +1578,6 @@ sink_session_start(int fd, const struct sockaddr *sa, int tls)
 	} else {
 		memcpy(s->addr, "unknown", 8);
 	}
-	s->isize = READ_CHUNK > 2 * cfg.line_max ? READ_CHUNK : 2 * cfg.line_max;
-	s->ibuf = xmalloc(s->isize + 1);
-	buf_init(&s->out, 0);
 	buf_init(&s->pending, 0);
 	buf_init(&s->msg, cfg.max_msg_size > 0 ? cfg.max_msg_size : 0);
 	buf_init(&s->env, 1 << 20);
@@ -1505,8 +1615,23 @@ sink_session_close_all(void)
 	while (sessions != NULL)
 		session_close(sessions);
 	flush_list = NULL;
+	flush_tail = &flush_list;
 	if (spin_init)
 		uv_close((uv_handle_t *)&spin, NULL);
 	if (flush_check_init)
 		uv_close((uv_handle_t *)&flush_check, NULL);
+}
+
+void
+sink_session_deinit(void)
+{
+	while (pool != NULL) {
+		struct session *s = pool;
+
+		pool = s->next;
+		free(s->ibuf);
+		buf_release(&s->out);
+		free(s);
+	}
+	npool = 0;
 }

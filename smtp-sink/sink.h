@@ -122,6 +122,7 @@ struct sink_config {
 	double idle_timeout;   /* seconds */
 	double abort_data;     /* < 0: off */
 	double busy_poll;      /* seconds to keep polling after a read; 0: sleep at once */
+	double coalesce;       /* seconds to pause before polling again when idle; 0: off */
 	uint64_t exit_after;   /* 0: off */
 	int counter;           /* -c */
 	char *stats_json;
@@ -171,7 +172,6 @@ int sink_proxy_parse(const unsigned char *data, size_t len, char *src, size_t sr
 
 /* ---- stats ---- */
 
-
 void sink_stats_init(void);
 void sink_stats_conn_open(const char *addr);
 /* A session's EHLO name became name (prev: the old one or NULL). */
@@ -200,6 +200,8 @@ void sink_json_str(struct buf *b, const char *s);
 void sink_session_start(int fd, const struct sockaddr *sa, int tls);
 /* Close every session (shutdown). */
 void sink_session_close_all(void);
+/* Free what sessions keep for reuse (after the loop has ended). */
+void sink_session_deinit(void);
 /* Listeners: stop or resume accepting (max-clients). */
 void sink_listeners_pause(int pause);
 /* Begin a clean shutdown (SIGTERM, --exit-after). */

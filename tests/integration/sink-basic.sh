@@ -31,6 +31,7 @@ bad --listen nowhere
 bad --cert /nonexistent
 bad --require-auth
 bad --tls-client-cert maybe
+bad --coalesce 1s
 bad stray-argument
 man=$top_srcdir/doc/smtp-sink.1
 if [ -f "$man" ]; then
@@ -130,6 +131,12 @@ stop_sink
 start_sink idle --listen 127.0.0.1:0 --timeout 1s || exit 1
 out=$(chat "1|" "1|EHLO x\r\n" "1|")
 check "idle timeout: 421 4.4.2 after ~1s" has '^\[(0\.9|1\.|2\.)[0-9]*\] 421 4.4.2' "$out"
+# Input starts the period again: NOOPs every 0.6 s for 2.4 s, then ~1 s of silence.
+out=$(chat "1|" sleep:0.6 "1|NOOP\r\n" sleep:0.6 "1|NOOP\r\n" sleep:0.6 "1|NOOP\r\n" \
+	sleep:0.6 "1|NOOP\r\n" "1|")
+check_eq "idle timeout: every NOOP answered 250" "$(grep -c '250 2.0.0' <<<"$out")" 4
+check "idle timeout: restarted by input, 421 only ~1 s after the last NOOP" \
+	has '^\[(3\.[2-9]|[4-9]\.)[0-9]*\] 421 4.4.2' "$out"
 stop_sink
 
 # --- max-clients: the third client waits for its banner until one leaves ---
