@@ -238,6 +238,19 @@ control_stream_send(struct control_stream *st, json_t *item)
 	session_queue(st->s, line, len);
 }
 
+void
+control_stream_send_text(struct control_stream *st, const char *item, size_t len)
+{
+	char head[64];
+	int n = snprintf(head, sizeof(head), "{\"id\":%lld,\"stream\":", (long long)st->id);
+	char *line = xmalloc((size_t)n + len + 3);
+
+	memcpy(line, head, (size_t)n);
+	memcpy(line + n, item, len);
+	memcpy(line + (size_t)n + len, "}\n", 3);
+	session_queue(st->s, line, (size_t)n + len + 2);
+}
+
 size_t
 control_stream_pending(const struct control_stream *st)
 {

@@ -94,6 +94,13 @@ struct control_stream *control_stream_open(struct control_session *s, json_int_t
                                            control_cancel_cb cancel, void *arg);
 /* Send one {"id":N,"stream":item} line; item is stolen. */
 void control_stream_send(struct control_stream *st, json_t *item);
+/*
+ * The same with the item already encoded: len bytes of one JSON value (no
+ * newline), borrowed. For big items built as text (watch snapshots of
+ * thousands of queues), where building json_t objects costs more than
+ * the rest of the work.
+ */
+void control_stream_send_text(struct control_stream *st, const char *item, size_t len);
 /* Bytes queued on the stream's session and not yet written: skip a snapshot if high. */
 size_t control_stream_pending(const struct control_stream *st);
 /* Send the terminator ({"ok":true,"end":true}, or error when non-NULL) and free st. */

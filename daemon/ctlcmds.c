@@ -588,8 +588,9 @@ cmd_inspect_ready(struct control_session *s, json_int_t id, json_t *args, void *
 	egress_path_format(r->path, EGRESS_F_MAX_MESSAGE_RATE, rate, sizeof(rate));
 	json_object_set_new(thr, "max_message_rate", json_string(rate));
 	json_object_set_new(thr, "next_permit_in", json_integer((json_int_t)ceil(r->next_permit_in)));
-	*result_r = json_pack("{s:s,s:s,s:s,s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:o,s:o,s:o}", "name",
-			      r->name, "source", r->source, "site", r->site, "status", r->status,
+	*result_r = json_pack("{s:s,s:s,s:s,s:s,s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:o,s:o,s:o}", "name",
+			      r->name, "source", r->source, "site", r->site, "domain", r->domain,
+			      "status", r->status,
 			      "connections", (json_int_t)r->connections, "queued",
 			      (json_int_t)r->queued, "delivered", (json_int_t)r->delivered,
 			      "transient", (json_int_t)r->transient, "consecutive_failures",
@@ -855,6 +856,12 @@ cmd_set_log_filter(struct control_session *s, json_int_t id, json_t *args, void 
 
 /* ---- watch ---- */
 
+/*
+ * A snapshot of 10,000 ready queues is over 2 MB of JSON every second
+ * per watcher. Built as json_t objects it cost kumod ~9 % of a core (most
+ * of it malloc and free); it is written as text instead, in the shape of
+ * doc/control-protocol.md, and sent with control_stream_send_text().
+ */
 struct watch {
 	struct kumod *k;
 	struct control_stream *st;
@@ -862,7 +869,9 @@ struct watch {
 	json_int_t remaining; /* snapshots left; -1 forever */
 	double last_time;
 	uint64_t last[4]; /* received, delivered, transient, bounced */
-	char **rq_names;  /* per ready queue delivered count at the last snapshot */
+	/* per ready queue delivered count at the last snapshot, by name (sorted) */
+	struct buf names; /* the names, each NUL-terminated */
+	size_t *name_off;
 	uint64_t *rq_delivered;
 	size_t nrq;
 };
@@ -871,11 +880,9 @@ static void
 watch_closed(uv_handle_t *h)
 {
 	struct watch *w = h->data;
-	size_t i;
 
-	for (i = 0; i < w->nrq; i++)
-		free(w->rq_names[i]);
-	free(w->rq_names);
+	buf_release(&w->names);
+	free(w->name_off);
 	free(w->rq_delivered);
 	free(w);
 }
@@ -891,8 +898,70 @@ watch_cancel(void *arg)
 		uv_close((uv_handle_t *)&w->timer, watch_closed);
 }
 
-static json_t *
-snapshot(struct watch *w)
+/* s as a JSON string. Names are ASCII in practice; anything else goes through jansson. */
+static void
+text_str(struct buf *b, const char *s)
+{
+	const unsigned char *p, *run;
+
+	for (p = (const unsigned char *)s; *p != '\0' && *p < 0x80; p++)
+		;
+	if (*p != '\0') {
+		json_t *v = json_string(s);
+		char *t = v != NULL ? json_dumps(v, JSON_ENCODE_ANY) : NULL;
+
+		buf_puts(b, t != NULL ? t : "\"?\""); /* not UTF-8: a placeholder */
+		free(t);
+		json_decref(v);
+		return;
+	}
+	buf_putc(b, '"');
+	for (run = p = (const unsigned char *)s; *p != '\0'; p++) {
+		if (*p != '"' && *p != '\\' && *p >= 0x20 && *p != 0x7f)
+			continue;
+		buf_append(b, run, (size_t)(p - run));
+		if (*p == '"' || *p == '\\') {
+			buf_putc(b, '\\');
+			buf_putc(b, *p);
+		} else {
+			buf_appendf(b, "\\u%04x", *p);
+		}
+		run = p + 1;
+	}
+	buf_append(b, run, (size_t)(p - run));
+	buf_putc(b, '"');
+}
+
+/* ,"key":N (without the comma when first) */
+static void
+text_uint(struct buf *b, const char *key, uint64_t v)
+{
+	char d[24];
+	size_t n = sizeof(d);
+
+	do {
+		d[--n] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v > 0);
+	buf_putc(b, ',');
+	buf_putc(b, '"');
+	buf_puts(b, key);
+	buf_puts(b, "\":");
+	buf_append(b, d + n, sizeof(d) - n);
+}
+
+/* ,"key":X.YYY for a non-negative rate (anything else reads as 0) */
+static void
+text_rate(struct buf *b, const char *key, double v)
+{
+	uint64_t milli = v > 0 && v < 1e15 ? (uint64_t)(v * 1000 + 0.5) : 0;
+
+	text_uint(b, key, milli / 1000);
+	buf_appendf(b, ".%03u", (unsigned)(milli % 1000));
+}
+
+static char *
+snapshot(struct watch *w, size_t *len_r)
 {
 	struct kumod *k = w->k;
 	double now = wall_now(), dt = now - w->last_time;
@@ -900,9 +969,10 @@ snapshot(struct watch *w)
 	struct rq_info *rq;
 	struct sq_info *sq;
 	size_t nrq, nsq, sched, ready, i, j;
-	json_t *ra, *sa, *o;
-	char **names;
+	struct buf b, names;
+	size_t *off;
 	uint64_t *deliv;
+	double sec = w->last_time > 0 ? 1.0 / (dt > 0 ? dt : 1) : 0;
 
 	if (dt <= 0)
 		dt = 1;
@@ -913,54 +983,85 @@ snapshot(struct watch *w)
 		qsort(rq, nrq, sizeof(*rq), cmp_rq_name);
 	if (nsq > 0)
 		qsort(sq, nsq, sizeof(*sq), cmp_sq_name);
-	ra = json_array();
-	names = xcalloc(nrq ? nrq : 1, sizeof(*names));
+	buf_init(&b, 0);
+	buf_appendf(&b, "{\"time\":%lld", (long long)now);
+	text_uint(&b, "uptime", (uint64_t)(now > started_wall ? now - started_wall : 0));
+	buf_puts(&b, ",\"totals\":{\"received\":");
+	buf_appendf(&b, "%llu", (unsigned long long)k->received);
+	text_uint(&b, "delivered", k->delivered);
+	text_uint(&b, "transient", k->transient);
+	text_uint(&b, "bounced", k->bounced);
+	text_uint(&b, "expired", k->expired);
+	text_uint(&b, "scheduled", sched);
+	text_uint(&b, "ready", ready);
+	text_uint(&b, "connections", queue_connections());
+	text_uint(&b, "memory", (uint64_t)rss_bytes());
+	buf_appendf(&b, "},\"rates\":{\"received\":%.3f",
+		    cur[0] >= w->last[0] ? (double)(cur[0] - w->last[0]) * sec : 0.0);
+	text_rate(&b, "delivered", cur[1] >= w->last[1] ? (double)(cur[1] - w->last[1]) * sec : 0);
+	text_rate(&b, "transient", cur[2] >= w->last[2] ? (double)(cur[2] - w->last[2]) * sec : 0);
+	text_rate(&b, "bounced", cur[3] >= w->last[3] ? (double)(cur[3] - w->last[3]) * sec : 0);
+	buf_puts(&b, "},\"ready\":[");
+	buf_init(&names, 0);
+	off = xcalloc(nrq ? nrq : 1, sizeof(*off));
 	deliv = xcalloc(nrq ? nrq : 1, sizeof(*deliv));
-	for (i = 0; i < nrq; i++) {
+	/* Both this and the last snapshot's names are sorted: one merge pass finds each rate. */
+	for (i = j = 0; i < nrq; i++) {
+		const struct rq_info *r = &rq[i];
 		double rate = 0;
+		int c = 1;
 
-		for (j = 0; j < w->nrq; j++)
-			if (strcmp(w->rq_names[j], rq[i].name) == 0 && rq[i].delivered >= w->rq_delivered[j]) {
-				rate = (double)(rq[i].delivered - w->rq_delivered[j]) / dt;
-				break;
-			}
-		o = rq_row(&rq[i]);
-		json_object_set_new(o, "rate", json_real(rate));
-		json_object_set_new(o, "next_permit_in", json_integer((json_int_t)ceil(rq[i].next_permit_in)));
-		json_object_set_new(o, "consecutive_failures",
-				    json_integer((json_int_t)rq[i].consecutive_failures));
-		json_object_set_new(o, "tls", json_string(tls_mode_str(rq[i].path->enable_tls)));
-		json_array_append_new(ra, o);
-		names[i] = xstrdup(rq[i].name);
-		deliv[i] = rq[i].delivered;
+		while (j < w->nrq && (c = strcmp(w->names.data + w->name_off[j], r->name)) < 0)
+			j++;
+		if (j < w->nrq && c == 0 && r->delivered >= w->rq_delivered[j])
+			rate = (double)(r->delivered - w->rq_delivered[j]) / dt;
+		buf_puts(&b, i > 0 ? ",{\"name\":" : "{\"name\":");
+		text_str(&b, r->name);
+		buf_puts(&b, ",\"source\":");
+		text_str(&b, r->source);
+		buf_puts(&b, ",\"site\":");
+		text_str(&b, r->site);
+		text_uint(&b, "delivered", r->delivered);
+		text_uint(&b, "transient", r->transient);
+		text_uint(&b, "connections", r->connections);
+		text_uint(&b, "queued", r->queued);
+		buf_puts(&b, ",\"status\":");
+		text_str(&b, r->status);
+		text_rate(&b, "rate", rate);
+		text_uint(&b, "next_permit_in",
+			  r->next_permit_in > 0 ? (uint64_t)ceil(r->next_permit_in) : 0);
+		text_uint(&b, "consecutive_failures", r->consecutive_failures);
+		buf_puts(&b, ",\"tls\":");
+		text_str(&b, tls_mode_str(r->path->enable_tls));
+		buf_putc(&b, '}');
+		off[i] = names.len;
+		buf_append(&names, r->name, strlen(r->name) + 1);
+		deliv[i] = r->delivered;
 	}
-	for (j = 0; j < w->nrq; j++)
-		free(w->rq_names[j]);
-	free(w->rq_names);
+	buf_release(&w->names);
+	free(w->name_off);
 	free(w->rq_delivered);
-	w->rq_names = names;
+	w->names = names;
+	w->name_off = off;
 	w->rq_delivered = deliv;
 	w->nrq = nrq;
-	sa = json_array();
-	for (i = 0; i < nsq; i++)
-		json_array_append_new(sa, sq_row(&sq[i], 0));
-	o = json_pack("{s:I,s:I,s:{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I},s:{s:f,s:f,s:f,s:f},s:o,s:o}",
-		      "time", (json_int_t)now, "uptime", (json_int_t)(now - started_wall), "totals",
-		      "received", (json_int_t)k->received, "delivered", (json_int_t)k->delivered,
-		      "transient", (json_int_t)k->transient, "bounced", (json_int_t)k->bounced,
-		      "expired", (json_int_t)k->expired, "scheduled", (json_int_t)sched, "ready",
-		      (json_int_t)ready, "connections", (json_int_t)queue_connections(), "memory",
-		      (json_int_t)rss_bytes(), "rates", "received",
-		      w->last_time > 0 ? (double)(cur[0] - w->last[0]) / dt : 0.0, "delivered",
-		      w->last_time > 0 ? (double)(cur[1] - w->last[1]) / dt : 0.0, "transient",
-		      w->last_time > 0 ? (double)(cur[2] - w->last[2]) / dt : 0.0, "bounced",
-		      w->last_time > 0 ? (double)(cur[3] - w->last[3]) / dt : 0.0, "ready", ra,
-		      "scheduled", sa);
+	buf_puts(&b, "],\"scheduled\":[");
+	for (i = 0; i < nsq; i++) {
+		buf_puts(&b, i > 0 ? ",{\"name\":" : "{\"name\":");
+		text_str(&b, sq[i].name);
+		text_uint(&b, "queued", sq[i].queued);
+		buf_puts(&b, ",\"next_due_in\":");
+		buf_appendf(&b, "%lld", (long long)secs(sq[i].next_due_in));
+		buf_puts(&b, ",\"status\":");
+		text_str(&b, sq[i].status);
+		buf_putc(&b, '}');
+	}
+	buf_puts(&b, "]}");
 	memcpy(w->last, cur, sizeof(cur));
 	w->last_time = now;
 	free(rq);
 	queue_sched_info_free(sq, nsq);
-	return o;
+	return buf_steal(&b, len_r);
 }
 
 static void
@@ -971,8 +1072,13 @@ watch_tick(uv_timer_t *t)
 	if (w->st == NULL)
 		return;
 	/* A client that has not read the last snapshots misses this one. */
-	if (control_stream_pending(w->st) < 1024 * 1024)
-		control_stream_send(w->st, snapshot(w));
+	if (control_stream_pending(w->st) < 1024 * 1024) {
+		size_t len;
+		char *text = snapshot(w, &len);
+
+		control_stream_send_text(w->st, text, len);
+		free(text);
+	}
 	if (w->remaining > 0 && --w->remaining == 0) {
 		control_stream_end(w->st, NULL);
 		w->st = NULL;
@@ -1012,10 +1118,26 @@ cmd_watch(struct control_session *s, json_int_t id, json_t *args, void *arg, jso
 
 /* ---- inject ---- */
 
+/*
+ * One inject request. Messages are made and spooled as the request goes:
+ * at most `concurrency` spool writes are outstanding at once (the window),
+ * so memory holds the window, not the whole count. Each message counts as
+ * received once its spool write is synced (as the listener's 250 does) and
+ * goes to its queue at once; the reply comes when the last one is done.
+ * `cancel` or the client going away stops new messages; those already
+ * spooled stay.
+ */
+#define INJECT_DEFAULT_CONCURRENCY 64
+#define INJECT_MAX_CONCURRENCY 10000
+
 struct inject {
-	struct control_stream *st; /* NULL once the client went away */
-	struct msg **msgs;
-	size_t n, stored, failed;
+	struct control_stream *st; /* NULL once cancelled or the client went away */
+	char *to, *from;
+	struct blob *file;	 /* the message of "file", or NULL: generated ones */
+	char *tenant, *campaign; /* from the file's headers */
+	json_int_t count, size;
+	json_int_t next; /* the number of the next message to make, from 1 */
+	size_t window, in_flight, max_in_flight, stored;
 	double t0;
 	char first_id[40];
 };
@@ -1045,51 +1167,6 @@ inject_id(char *out, size_t outlen)
 		seq = 0;
 	last = us;
 	snprintf(out, outlen, "%016llx%04x", (unsigned long long)us, seq++ & 0xffff);
-}
-
-static void
-inject_spooled(struct msg *m, int status, void *arg)
-{
-	struct inject *in = arg;
-	size_t i;
-
-	if (status == 0)
-		m->spooled = 1;
-	if (++in->stored < in->n)
-		return;
-	/* Every copy is on disk (or failed): as the listener does once it may say 250. */
-	for (i = 0; i < in->n; i++) {
-		struct msg *mm = in->msgs[i];
-
-		if (!mm->spooled) {
-			in->failed++;
-			msg_free(&mm);
-			continue;
-		}
-		{
-			struct jlog_rec r = {.kind = JLOG_RECEPTION, .m = mm, .peer_address = "control",
-					     .code = 250, .enhanced = "2.0.0"};
-
-			jlog_write(&r);
-		}
-		kd.received++;
-		if (in->first_id[0] == '\0')
-			snprintf(in->first_id, sizeof(in->first_id), "%s", mm->id);
-		if (kd.stopping) {
-			/* Spooled: the next start delivers it. */
-			msg_free(&mm);
-			continue;
-		}
-		queue_insert(mm, 0);
-	}
-	if (in->st != NULL)
-		control_stream_finish(in->st,
-				      json_pack("{s:I,s:I,s:s,s:f}", "injected",
-						(json_int_t)(in->n - in->failed), "failed",
-						(json_int_t)in->failed, "first_id", in->first_id,
-						"seconds", wall_now() - in->t0));
-	free(in->msgs);
-	free(in);
 }
 
 /* The recipient for message number n: {n} replaced. */
@@ -1214,15 +1291,118 @@ inject_generate(const char *from, const char *rcpt, json_int_t n, json_int_t siz
 	return buf_steal(&b, len_r);
 }
 
+/* Message number n of an inject request, ready to spool. */
+static struct msg *
+inject_make(struct inject *in, json_int_t n)
+{
+	struct msg *m = msg_new();
+	char *rcpt = inject_rcpt(in->to, n), *domain = rcpt_domain_of(rcpt);
+
+	if (domain == NULL)
+		domain = xstrdup("invalid"); /* {n} cannot make an address invalid; defensive */
+	inject_id(m->id, sizeof(m->id));
+	m->sender = xstrdup(in->from);
+	m->domain = domain;
+	m->tenant = in->tenant != NULL ? xstrdup(in->tenant) : NULL;
+	m->campaign = in->campaign != NULL ? xstrdup(in->campaign) : NULL;
+	m->queue = queue_name(m->campaign, m->tenant, domain);
+	m->peer = xstrdup("control");
+	m->created = wall_now();
+	m->rcpts = xcalloc(1, sizeof(char *));
+	m->rcpts[0] = rcpt;
+	m->nrcpts = 1;
+	if (in->file != NULL) {
+		m->data = blob_ref(in->file);
+	} else {
+		size_t len;
+		char *data = inject_generate(in->from, rcpt, n, in->size, &len);
+
+		m->data = blob_take(data, len);
+	}
+	return m;
+}
+
+static void
+inject_free(struct inject *in)
+{
+	free(in->to);
+	free(in->from);
+	free(in->tenant);
+	free(in->campaign);
+	blob_unref(&in->file);
+	free(in);
+}
+
+static void inject_spooled(struct msg *m, int status, void *arg);
+
+/*
+ * Fill the window with new messages; when nothing is outstanding and
+ * nothing more will start, answer and free the request (in is gone then).
+ */
+static void
+inject_pump(struct inject *in)
+{
+	while (in->in_flight < in->window && in->next <= in->count && in->st != NULL &&
+	       !kd.stopping) {
+		struct msg *m = inject_make(in, in->next++);
+
+		/* first_id names message number 1 (or, if it fails, the first one stored) */
+		if (in->next == 2)
+			snprintf(in->first_id, sizeof(in->first_id), "%s", m->id);
+		if (++in->in_flight > in->max_in_flight)
+			in->max_in_flight = in->in_flight;
+		spool_store(kd.spool, m, inject_spooled, in);
+	}
+	if (in->in_flight > 0)
+		return;
+	if (in->st != NULL)
+		control_stream_finish(
+			in->st,
+			json_pack("{s:I,s:I,s:s,s:f,s:I,s:I}", "injected", (json_int_t)in->stored,
+				  "failed", in->count - (json_int_t)in->stored, "first_id",
+				  in->first_id, "seconds", wall_now() - in->t0, "concurrency",
+				  (json_int_t)in->window, "max_in_flight",
+				  (json_int_t)in->max_in_flight));
+	inject_free(in);
+}
+
+static void
+inject_spooled(struct msg *m, int status, void *arg)
+{
+	struct inject *in = arg;
+
+	in->in_flight--;
+	if (status != 0) {
+		if (strcmp(m->id, in->first_id) == 0)
+			in->first_id[0] = '\0';
+		msg_free(&m); /* the spool removed its half-written file */
+	} else {
+		/* On disk: as the listener does once it may say 250. */
+		struct jlog_rec r = {.kind = JLOG_RECEPTION, .m = m, .peer_address = "control",
+				     .code = 250, .enhanced = "2.0.0"};
+
+		m->spooled = 1;
+		jlog_write(&r);
+		kd.received++;
+		in->stored++;
+		if (in->first_id[0] == '\0')
+			snprintf(in->first_id, sizeof(in->first_id), "%s", m->id);
+		if (kd.stopping)
+			msg_free(&m); /* spooled: the next start delivers it */
+		else
+			queue_insert(m, 0);
+	}
+	inject_pump(in);
+}
+
 static int
 cmd_inject(struct control_session *s, json_int_t id, json_t *args, void *arg, json_t **result_r,
 	   char **err_r)
 {
 	const char *to = NULL, *from = "inject@localhost", *file = NULL;
-	json_int_t count = 1, size = 1024, conc = 0;
+	json_int_t count = 1, size = 1024, conc = INJECT_DEFAULT_CONCURRENCY;
 	struct blob *fileblob = NULL;
 	struct inject *in;
-	json_int_t i;
 
 	(void)arg, (void)result_r;
 	if (arg_str(args, "to", &to, err_r) <= 0 || *to == '\0') {
@@ -1240,6 +1420,10 @@ cmd_inject(struct control_session *s, json_int_t id, json_t *args, void *arg, js
 	}
 	if (size > 50 * 1024 * 1024) {
 		*err_r = xstrdup("\"size\" must be at most 50 MiB");
+		return KUMO_EINVAL;
+	}
+	if (conc < 1 || conc > INJECT_MAX_CONCURRENCY) {
+		*err_r = xasprintf("\"concurrency\" must be 1 to %d", INJECT_MAX_CONCURRENCY);
 		return KUMO_EINVAL;
 	}
 	if (strlen(to) > 900 || strlen(from) > 900 || strchr(from, '\n') != NULL ||
@@ -1270,43 +1454,21 @@ cmd_inject(struct control_session *s, json_int_t id, json_t *args, void *arg, js
 		fileblob = blob_take(data, len);
 	}
 	in = xcalloc(1, sizeof(*in));
-	in->n = (size_t)count;
-	in->msgs = xcalloc(in->n, sizeof(*in->msgs));
-	in->t0 = wall_now();
-	for (i = 0; i < count; i++) {
-		struct msg *m = msg_new();
-		char *rcpt = inject_rcpt(to, i + 1), *domain = rcpt_domain_of(rcpt);
-
-		if (domain == NULL)
-			domain = xstrdup("invalid"); /* {n} cannot make an address invalid; defensive */
-		inject_id(m->id, sizeof(m->id));
-		m->sender = xstrdup(from);
-		m->domain = domain;
-		if (fileblob != NULL) {
-			/* Tenant and campaign as the listener takes them (kumod.conf(5)). */
-			m->tenant = inject_header(fileblob->data, fileblob->len, "X-Tenant");
-			m->campaign = inject_header(fileblob->data, fileblob->len, "X-Campaign");
-		}
-		m->queue = queue_name(m->campaign, m->tenant, domain);
-		m->peer = xstrdup("control");
-		m->created = in->t0;
-		m->rcpts = xcalloc(1, sizeof(char *));
-		m->rcpts[0] = rcpt;
-		m->nrcpts = 1;
-		if (fileblob != NULL)
-			m->data = blob_ref(fileblob);
-		else {
-			size_t len;
-			char *data = inject_generate(from, rcpt, i + 1, size, &len);
-
-			m->data = blob_take(data, len);
-		}
-		in->msgs[i] = m;
+	in->to = xstrdup(to);
+	in->from = xstrdup(from);
+	in->file = fileblob;
+	if (fileblob != NULL) {
+		/* Tenant and campaign as the listener takes them (kumod.conf(5)). */
+		in->tenant = inject_header(fileblob->data, fileblob->len, "X-Tenant");
+		in->campaign = inject_header(fileblob->data, fileblob->len, "X-Campaign");
 	}
-	blob_unref(&fileblob);
+	in->count = count;
+	in->size = size;
+	in->next = 1;
+	in->window = (size_t)conc;
+	in->t0 = wall_now();
 	in->st = control_stream_open(s, id, inject_cancel, in);
-	for (i = 0; i < count; i++)
-		spool_store(kd.spool, in->msgs[i], inject_spooled, in);
+	inject_pump(in); /* spool writes complete later, in the loop: this never answers at once */
 	return CONTROL_LATER;
 }
 

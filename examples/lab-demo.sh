@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # examples/lab-demo.sh: the lab demo (./quickstart.sh with no argument runs
 # it). Starts smtp-sink and kumod on 127.0.0.1 with examples/lab.conf, injects
-# a few thousand messages for three domains on two sites with Postfix's
-# smtp-source (swaks if smtp-source is missing), shows progress, then prints
-# a summary from the sink's statistics and kumod's JSON logs. Everything it
-# starts is stopped and its work directory removed; the whole run is bounded
-# (about two minutes at most).
+# a few thousand messages for three domains on two sites with `kumoctl
+# inject` over kumod's control socket (the messages enter the same path as
+# SMTP reception: spooled before they count), shows progress, then prints a
+# summary from the sink's statistics, kumod's JSON logs and `kumoctl
+# queue-summary`. Everything it starts is stopped and its work directory
+# removed; the whole run is bounded (about two minutes at most).
 #
 #   examples/lab-demo.sh [MESSAGES]      default 3000 (a third per domain)
 set -u
@@ -14,20 +15,17 @@ top=$PWD
 N=${1:-3000}
 KUMOD=$top/daemon/kumod
 SINK=$top/smtp-sink/smtp-sink
-SMTP_SOURCE=/usr/sbin/smtp-source
+KUMOCTL=${KUMOCTL:-$top/kumoctl/kumoctl}
 LIMIT=120
 
 say() { printf '==> %s\n' "$*"; }
 die() { printf 'lab-demo: %s\n' "$*" >&2; exit 2; }
 [ -x "$KUMOD" ] || die "daemon/kumod is not built (run ./quickstart.sh build)"
 [ -x "$SINK" ] || die "smtp-sink/smtp-sink is not built (run ./quickstart.sh build)"
+[ -x "$KUMOCTL" ] || die "kumoctl/kumoctl is not built (run ./quickstart.sh build)"
 command -v jq >/dev/null || die "jq is missing (apt-get install jq)"
-use_swaks=0
-if [ ! -x "$SMTP_SOURCE" ]; then
-	command -v swaks >/dev/null || die "neither smtp-source (postfix) nor swaks is installed"
-	use_swaks=1
-	[ "$N" -gt 300 ] && N=300 # swaks starts one process per message
-fi
+case $N in '' | *[!0-9]*) die "MESSAGES must be a number, not \"$N\"" ;; esac
+[ "$N" -ge 3 ] || die "MESSAGES must be at least 3 (one per domain)"
 
 work=$(mktemp -d /tmp/kumo-lab.XXXXXX)
 pids=()
@@ -70,34 +68,42 @@ kumod_pid=$!
 pids+=("$kumod_pid")
 for _ in $(seq 100); do port_open "$kumod_port" && break; sleep 0.1; done
 port_open "$kumod_port" || die "kumod did not start: $(cat "$work/kumod.out")"
+ctl=$work/control.sock
+for _ in $(seq 50); do [ -S "$ctl" ] && break; sleep 0.1; done
+[ -S "$ctl" ] || die "kumod's control socket $ctl did not appear"
 
-# 3. Injection: three domains; alpha.test and beta.test share a site.
+# 3. Injection through the control socket: three domains (alpha.test and
+# beta.test share a site), one `kumoctl inject` each, running side by side.
 domains=(alpha.test beta.test gamma.test)
 per=$((N / 3))
-say "injecting $((per * 3)) messages of 2 KB for ${domains[*]} over 18 connections"
+conc=16
+say "injecting $((per * 3)) messages of 2 KB for ${domains[*]} with kumoctl inject" \
+	"(3 requests, $conc spooled at once each)"
+echo "    $(basename "$KUMOCTL") -s $ctl inject --to 'user{n}@alpha.test' --from demo@lab.test" \
+	"--count $per --size 2048 --concurrency $conc"
 t0=$(date +%s.%N)
 inj=()
 for d in "${domains[@]}"; do
-	if [ $use_swaks = 0 ]; then
-		"$SMTP_SOURCE" -d -s 6 -l 2048 -m $per -f demo@lab.test -t "user@$d" -N \
-			127.0.0.1:"$kumod_port" >/dev/null 2>&1 &
-	else
-		(for i in $(seq $per); do swaks -s 127.0.0.1:"$kumod_port" -f demo@lab.test \
-			-t "user$i@$d" >/dev/null 2>&1; done) &
-	fi
+	"$KUMOCTL" -s "$ctl" --json inject --to "user{n}@$d" --from demo@lab.test --count "$per" \
+		--size 2048 --concurrency "$conc" >"$work/inject-$d.json" 2>"$work/inject-$d.err" &
 	inj+=($!)
 	pids+=($!)
 done
 
 count() { cat "$work"/logs/*.jsonl 2>/dev/null | grep -c "\"type\":\"$1\""; }
+# progress from kumod's live counters (its JSON logs are written in batches)
+counters() {
+	timeout 5 "$KUMOCTL" -s "$ctl" metrics 2>/dev/null |
+		awk '$1 == "kumo_received_total" {r = $2} $1 == "kumo_delivered_total" {d = $2}
+			END {print r + 0, d + 0}'
+}
 total=$((per * 3))
 deadline=$(($(date +%s) + LIMIT))
 tty=0
 [ -t 1 ] && tty=1
 tick=0
 while :; do
-	r=$(count Reception)
-	d=$(count Delivery)
+	read -r r d < <(counters)
 	if [ $tty = 1 ]; then
 		printf '\r    received %6d / %d   delivered %6d   ' "$r" "$total" "$d"
 	elif [ $((tick % 4)) = 0 ] || [ "$d" -ge "$total" ]; then
@@ -114,16 +120,18 @@ while :; do
 done
 t1=$(date +%s.%N)
 [ $tty = 1 ] && printf '\n'
+# the injections are over once every message was received; bounded all the same
+for p in "${inj[@]}"; do
+	for _ in $(seq 100); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+	kill -INT "$p" 2>/dev/null # kumoctl cancels its injection on SIGINT
+done
 wait "${inj[@]}" 2>/dev/null
 
-# 4. Stop kumod (its connections quit), then the summary: the sink's view first
-# (the verdict), then kumod's logs.
+# 4. kumoctl's view, stop kumod (its connections quit), then the summary: the
+# sink's view first (the verdict), then kumod's logs.
 left=$(ls "$work/spool" | wc -l)
-KUMOCTL=${KUMOCTL:-$top/kumoctl/kumoctl}
-if [ -x "$KUMOCTL" ] && [ -S "$work/control.sock" ]; then
-	say "kumoctl -s $work/control.sock queue-summary"
-	timeout 10 "$KUMOCTL" -s "$work/control.sock" queue-summary | sed 's/^/  /'
-fi
+say "kumoctl -s $ctl queue-summary"
+timeout 10 "$KUMOCTL" -s "$ctl" queue-summary | sed 's/^/  /'
 kill -TERM "$kumod_pid"
 for _ in $(seq 100); do kill -0 "$kumod_pid" 2>/dev/null || break; sleep 0.1; done
 kill -USR1 "$sink_pid"
@@ -139,6 +147,14 @@ if [ -s "$work/sink.json" ]; then
 		"  sink: TLS: \([.tls.versions | to_entries[] | "\(.key)=\(.value)"] | join(" "))"' \
 		"$work/sink.json"
 fi
+for d in "${domains[@]}"; do
+	if [ -s "$work/inject-$d.json" ] && jq -e .result "$work/inject-$d.json" >/dev/null 2>&1; then
+		jq -r --arg d "$d" '.result | "  kumoctl inject \($d): \(.injected) spooled, \(.failed) failed in \(.seconds * 10 | round / 10) s, up to \(.max_in_flight) in flight"' \
+			"$work/inject-$d.json"
+	else
+		echo "  kumoctl inject $d: $(cat "$work/inject-$d.err" "$work/inject-$d.json" 2>/dev/null | head -3)"
+	fi
+done
 echo "  kumod: rate $(echo "scale=0; $(count Delivery) / $secs" | bc) deliveries/s"
 cat "$work"/logs/*.jsonl | jq -r '.type' | sort | uniq -c | sed 's/^/  kumod log: /'
 cat "$work"/logs/*.jsonl | jq -r 'select(.type=="Delivery") | "\(.egress_source)->\(.site)"' |

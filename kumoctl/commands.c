@@ -100,15 +100,20 @@ const struct kc_cmd kc_commands[] = {
 	{.name = "inject", .wire = "inject",
 	 .help = "inject messages through the reception path (spooled before acknowledged)",
 	 .detail = "Either --file (one RFC 5322 message, sent --count times) or generated "
-		   "messages of --size bytes. In --to, {n} is replaced by the message number.",
+		   "messages of --size bytes. In --to, {n} is replaced by the message number. "
+		   "kumod makes and spools the messages as it goes, --concurrency at a time; each "
+		   "is queued for delivery once it is on disk. The result counts them and says how "
+		   "many were in flight at most. Ctrl-C stops the injection: messages already "
+		   "spooled stay queued.",
 	 .opts = {{"--file", "file", KC_FILE, KC_COMP_FILE, 0, "message file"},
 		  {"--from", "from", KC_STR, KC_COMP_NONE, 0, "envelope sender"},
 		  {"--to", "to", KC_STR, KC_COMP_NONE, 1,
 		   "recipient pattern, e.g. user{n}@example.test"},
 		  {"--count", "count", KC_INT, KC_COMP_NONE, 0, "messages (default 1)"},
 		  {"--size", "size", KC_INT, KC_COMP_NONE, 0, "bytes per generated message"},
-		  {"--concurrency", "concurrency", KC_INT, KC_COMP_NONE, 0, "messages in flight"}},
-	 .timeout_ms = -1},
+		  {"--concurrency", "concurrency", KC_INT, KC_COMP_NONE, 0,
+		   "messages being spooled at once (1 to 10000; default 64)"}},
+	 .cancellable = 1, .timeout_ms = -1},
 	{.name = "watch", .wire = "watch",
 	 .help = "stream snapshots of totals, rates and queues (Ctrl-C stops)",
 	 .opts = {{"--interval", "interval", KC_DURATION, KC_COMP_NONE, 0,

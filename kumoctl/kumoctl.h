@@ -59,6 +59,7 @@ struct kc_cmd {
 	struct kc_arg opts[KC_MAX_OPTS];
 	const char *one_of; /* "--domain,--tenant,--campaign": exactly one required */
 	int stream;         /* the reply is a stream (watch, trace) */
+	int cancellable;    /* a one-shot reply that may take long: Ctrl-C sends cancel (inject) */
 	int timeout_ms;     /* reply deadline; 0: the default, -1: none */
 };
 

@@ -91,7 +91,10 @@ kc_disconnect(void)
 
 static int run_stream_loop(const struct kc_cmd *cmd, json_t *args);
 
-/* Read a stream until its terminator; Ctrl-C or --count sends "cancel". */
+/*
+ * Read a stream until its terminator, or a long one-shot reply (inject)
+ * until its result; Ctrl-C (or a stream's --count) sends "cancel".
+ */
 static int
 run_stream(const struct kc_cmd *cmd, json_t *args)
 {
@@ -116,7 +119,8 @@ static int
 run_stream_loop(const struct kc_cmd *cmd, json_t *args)
 {
 	json_int_t id, cancel_id = -1;
-	json_int_t want = json_integer_value(json_object_get(args, "count"));
+	/* --count of a stream is items to show; inject's count is messages, not items. */
+	json_int_t want = cmd->stream ? json_integer_value(json_object_get(args, "count")) : 0;
 	unsigned long items = 0;
 	char *err = NULL;
 	int rc = KC_EXIT_OK, cancelling = 0, waited = 0;
@@ -176,8 +180,23 @@ run_stream_loop(const struct kc_cmd *cmd, json_t *args)
 			if (!cancelling)
 				break;
 			continue;
-		} else if (m.kind == CTL_MSG_END || m.kind == CTL_MSG_RESULT) {
+		} else if (m.kind == CTL_MSG_RESULT) {
+			if (!kc.json)
+				kc_print_result(cmd, m.value);
 			ctl_msg_clear(&m);
+			if (!cancelling)
+				break;
+			continue;
+		} else if (m.kind == CTL_MSG_END) {
+			ctl_msg_clear(&m);
+			if (!cmd->stream) {
+				/* a one-shot cancelled before its result */
+				say_error("%s: cancelled%s", cmd->name,
+				          strcmp(cmd->name, "inject") == 0
+				              ? " (messages already spooled stay queued)"
+				              : "");
+				rc = KC_EXIT_FAILED;
+			}
 			if (!cancelling)
 				break;
 			continue;
@@ -283,7 +302,7 @@ run_words(int argc, char **argv)
 		json_decref(args);
 		return rc;
 	}
-	if (cmd->stream) {
+	if (cmd->stream || cmd->cancellable) {
 		rc = run_stream(cmd, args);
 		json_decref(args);
 		return rc;

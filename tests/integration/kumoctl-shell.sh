@@ -2,7 +2,9 @@
 # kumoctl-shell.sh: the interactive shell under tmux (send-keys, capture-pane)
 # against tests/lab/ctl-echo: prompt, tab completion of commands, options and
 # live names fetched from the server, history recall and the history file,
-# help, Ctrl-C stopping a stream, quit.
+# help, Ctrl-C stopping a stream, quit. ctl-echo's canned names make every
+# completion case reproducible; kumoctl-live.sh runs a session against a real
+# kumod (live queue names, history, help, Ctrl-C of an injection).
 . "${top_srcdir:-$(dirname "$0")/../..}/tests/integration/lib.sh"
 
 K=$top_builddir/kumoctl/kumoctl

@@ -351,9 +351,14 @@ cmd_inject(struct control_session *s, json_int_t id, json_t *args, void *arg, js
 {
 	json_int_t count =
 	    json_object_get(args, "count") ? json_integer_value(json_object_get(args, "count")) : 1;
+	json_int_t conc = json_object_get(args, "concurrency")
+	                      ? json_integer_value(json_object_get(args, "concurrency"))
+	                      : 64;
 
 	(void)s, (void)id, (void)arg, (void)e;
-	*r = json_pack("{s:I,s:i}", "injected", count, "failed", 0);
+	*r = json_pack("{s:I,s:i,s:s,s:f,s:I,s:I}", "injected", count, "failed", 0, "first_id",
+	               "0000000000000001", "seconds", 0.01, "concurrency", conc, "max_in_flight",
+	               conc < count ? conc : count);
 	return CONTROL_DONE;
 }
 
