@@ -88,8 +88,10 @@ void kt_fmt_state(char *out, size_t size, const struct kt_ready *r);
 /*
  * Column layout of the ready table for a terminal width: the PATH column
  * grows; the TLS column shows when cols >= 100 or cols is 0 (batch).
+ * longest: the longest name on screen (without the TLS column, names that
+ * long may narrow STATE, the last column, down to 9).
  */
-int kt_ready_name_width(int cols);
+int kt_ready_name_width(int cols, size_t longest);
 void kt_fmt_ready_header(char *out, size_t size, int name_w, int cols);
 void kt_fmt_ready_row(char *out, size_t size, int name_w, int cols, const struct kt_ready *r);
 void kt_fmt_sched_header(char *out, size_t size, int name_w);
@@ -143,6 +145,7 @@ struct kt_app {
 	enum kt_table detail_table;
 	char *detail_name;
 	json_t *detail_inspect, *detail_resolve;
+	int detail_resolve_wanted; /* ask resolve-egress-path once inspect names the domain */
 	char *detail_err;
 	/* the bottom line's last message */
 	char *msg;

@@ -191,23 +191,21 @@ find_ready(const char *name)
 	return NULL;
 }
 
-/* Ask for the detail pane's data; resolve-egress-path only when the pane opens. */
+/*
+ * Ask for the detail pane's data. resolve-egress-path only once per
+ * opening, after inspect-ready-q answered: shaping is looked up by the
+ * domain whose MX set named the site, which inspect gives ("domain").
+ */
 static void
 detail_request(int opening)
 {
 	if (!app.detail || app.c == NULL || pending_has(KR_INSPECT))
 		return;
 	if (app.detail_table == KT_READY) {
-		struct kt_ready *r = find_ready(app.detail_name);
-
 		request("inspect-ready-q", json_pack("{s:s}", "name", app.detail_name), KR_INSPECT,
 		        app.detail_name);
-		if (opening && r != NULL && r->site[0] != '\0')
-			request("resolve-egress-path",
-			        r->source[0] != '\0'
-			            ? json_pack("{s:s,s:s}", "domain", r->site, "source", r->source)
-			            : json_pack("{s:s}", "domain", r->site),
-			        KR_RESOLVE, app.detail_name);
+		if (opening)
+			app.detail_resolve_wanted = 1;
 	} else {
 		request("inspect-sched-q", json_pack("{s:s}", "name", app.detail_name), KR_INSPECT,
 		        app.detail_name);
@@ -339,6 +337,32 @@ on_snapshot(struct kt_snap *fresh)
 	dirty = 1;
 }
 
+/*
+ * The detail pane's resolve-egress-path, from inspect-ready-q's answer: its
+ * domain (a server without that member: the site, as the best guess) and
+ * the path's source.
+ */
+static void
+resolve_request(json_t *inspect)
+{
+	struct kt_ready *r = find_ready(app.detail_name);
+	const char *domain = json_string_value(json_object_get(inspect, "domain"));
+	const char *source = json_string_value(json_object_get(inspect, "source"));
+
+	app.detail_resolve_wanted = 0;
+	if ((domain == NULL || *domain == '\0') && r != NULL && r->site[0] != '\0')
+		domain = r->site;
+	if (domain == NULL || *domain == '\0')
+		return;
+	if ((source == NULL || *source == '\0') && r != NULL && r->source[0] != '\0')
+		source = r->source;
+	request("resolve-egress-path",
+	        source != NULL && *source != '\0'
+	            ? json_pack("{s:s,s:s}", "domain", domain, "source", source)
+	            : json_pack("{s:s}", "domain", domain),
+	        KR_RESOLVE, app.detail_name);
+}
+
 static void
 on_reply(struct kt_pending *p, struct ctl_msg *m)
 {
@@ -360,6 +384,8 @@ on_reply(struct kt_pending *p, struct ctl_msg *m)
 		} else if (p->kind == KR_INSPECT) {
 			json_decref(app.detail_inspect);
 			app.detail_inspect = json_incref(m->value);
+			if (app.detail_resolve_wanted && app.detail_table == KT_READY)
+				resolve_request(m->value);
 		} else {
 			json_decref(app.detail_resolve);
 			app.detail_resolve = json_incref(m->value);
@@ -533,6 +559,7 @@ detail_close(void)
 	json_decref(app.detail_inspect);
 	json_decref(app.detail_resolve);
 	app.detail_inspect = app.detail_resolve = NULL;
+	app.detail_resolve_wanted = 0;
 	free(app.detail_err);
 	app.detail_err = NULL;
 }

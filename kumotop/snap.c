@@ -317,12 +317,24 @@ kt_fmt_state(char *out, size_t size, const struct kt_ready *r)
 /* Fixed columns after PATH: D T C Q RATE STATE, and TLS when wide, single spaces. */
 #define KT_FIXED_W (7 + 1 + 5 + 1 + 3 + 1 + 6 + 1 + 6 + 1 + 22)
 #define KT_TLS_W 13
+#define KT_STATE_W 22  /* the STATE column in KT_FIXED_W */
+#define KT_STATE_MIN 9 /* what it keeps for long names: "suspended" */
 
 int
-kt_ready_name_width(int cols)
+kt_ready_name_width(int cols, size_t longest)
 {
 	int w = cols - 1 - KT_FIXED_W - (cols >= 100 ? KT_TLS_W + 1 : 0);
 
+	/*
+	 * Without the TLS column STATE is the last one: names longer than the
+	 * room left may take all but KT_STATE_MIN of its width (a long state
+	 * text is cut at the edge instead of every path name).
+	 */
+	if (cols > 0 && cols < 100 && longest > (size_t)(w > 0 ? w : 0)) {
+		int most = cols - 1 - (KT_FIXED_W - KT_STATE_W + KT_STATE_MIN);
+
+		w = longest < (size_t)most ? (int)longest : most;
+	}
 	return w < 12 ? 12 : w > 120 ? 120 : w;
 }
 

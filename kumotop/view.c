@@ -457,16 +457,27 @@ kt_view_draw(struct kt_app *app)
 	if (rows < 1)
 		rows = 1;
 	app->rows_visible = rows;
-	name_w = kt_ready_name_width(COLS);
+	if (app->sel >= app->top + (size_t)rows)
+		app->top = app->sel - (size_t)rows + 1;
+	if (app->sel < app->top)
+		app->top = app->sel;
+	{
+		size_t longest = 0, len;
+
+		for (i = 0; i < rows && app->top + (size_t)i < app->n_view; i++) {
+			size_t k = app->view[app->top + (size_t)i];
+
+			len = strlen(app->table == KT_READY ? s->rq[k].name : s->sq[k].name);
+			if (len > longest)
+				longest = len;
+		}
+		name_w = kt_ready_name_width(COLS, longest);
+	}
 	if (app->table == KT_READY)
 		kt_fmt_ready_header(line, sizeof(line), name_w, COLS);
 	else
 		kt_fmt_sched_header(line, sizeof(line), name_w);
 	put_bar(y++, line, role(P_HEAD));
-	if (app->sel >= app->top + (size_t)rows)
-		app->top = app->sel - (size_t)rows + 1;
-	if (app->sel < app->top)
-		app->top = app->sel;
 	for (i = 0; i < rows && app->top + (size_t)i < app->n_view; i++) {
 		size_t k = app->view[app->top + (size_t)i];
 		int selected = app->top + (size_t)i == app->sel;

@@ -126,11 +126,14 @@ tls_probe_integration = \
 TESTS += $(tls_probe_integration)
 EXTRA_DIST += $(tls_probe_integration) tests/lab/mkzone.sh tests/lab/tls-smtp-server.py
 
-# --- kumoctl and kumotop against the stand-in control server (and tmux) ---
-kumoctl_integration = tests/integration/kumoctl-basic.sh tests/integration/kumoctl-shell.sh
+# --- kumoctl and kumotop against the stand-in control server (and tmux), and
+# against a real kumod delivering to smtp-sink (the *-live scripts) ---
+kumoctl_integration = tests/integration/kumoctl-basic.sh tests/integration/kumoctl-shell.sh \
+	tests/integration/kumoctl-live.sh
 TESTS += $(kumoctl_integration)
 EXTRA_DIST += $(kumoctl_integration)
-kumotop_integration = tests/integration/kumotop-screen.sh tests/integration/kumotop-robust.sh
+kumotop_integration = tests/integration/kumotop-screen.sh tests/integration/kumotop-robust.sh \
+	tests/integration/kumotop-live.sh
 TESTS += $(kumotop_integration)
 EXTRA_DIST += $(kumotop_integration) bench/kumotop-load.sh
 

@@ -6,7 +6,10 @@
 # pane, S and R with their confirmation (the server reflects the
 # suspend-ready-q rule in later snapshots; kumoctl confirms it), help, resize,
 # colour and --no-color, the disconnected state when the server dies and the
-# recovery when it comes back, and q.
+# recovery when it comes back, and q. The canned data has states a real
+# kumod only shows under contrived faults (throttled with time to the next
+# permit, delayed after consecutive failures, bouncing); kumotop-live.sh runs
+# the screen against a real kumod and smtp-sink while mail flows.
 . "${top_srcdir:-$(dirname "$0")/../..}/tests/integration/lib.sh"
 
 KT=$top_builddir/kumotop/kumotop
