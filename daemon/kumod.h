@@ -139,6 +139,7 @@ struct msg {
 	double created;	 /* wall clock, seconds */
 	uint64_t due_ms; /* loop time */
 	unsigned attempts;
+	double due_wall; /* wall clock of the next attempt after a transient failure; 0: now */
 	enum msg_where where;
 	size_t heap_idx;
 	struct sched_queue *sq;
@@ -161,6 +162,11 @@ struct spool *spool_open(uv_loop_t *loop, const char *dir, int sync_fs, char **e
 void spool_store(struct spool *sp, struct msg *m, spool_done_cb cb, void *arg);
 /* Rewrite m's file (its recipient list changed), atomically. */
 void spool_rewrite(struct spool *sp, struct msg *m);
+/*
+ * Save m's attempts and due_wall in its file, in place (no sync: losing it
+ * only means an earlier retry after a crash). 0 or a negative code.
+ */
+int spool_touch(struct spool *sp, struct msg *m);
 /* Remove m's file (final disposition); m may be freed right after. */
 void spool_remove(struct spool *sp, struct msg *m);
 /* Load every spooled message; cb takes ownership. Returns the count or a negative code. */

@@ -328,6 +328,10 @@ msg_retry(struct msg *m)
 		msg_finish(m);
 		return;
 	}
+	/* The backoff survives a restart: the file keeps the attempt count and the due time. */
+	m->due_wall = now + delay;
+	if (m->spooled)
+		spool_touch(K->spool, m);
 	schedule(m, now_ms() + (uint64_t)(delay * 1000));
 }
 
@@ -589,8 +593,13 @@ queue_insert(struct msg *m, int recovered)
 {
 	nmsgs_total++;
 	if (recovered || m->attempts > 0) {
-		/* Recovered mail is tried at once: its backoff state was not saved. */
-		schedule(m, now_ms());
+		/* Recovered mail waits for the retry time its file recorded, if any. */
+		double wait = m->due_wall - wall_now(), cap = rules_for(m)->max_retry_interval;
+
+		if (cap > 0 && wait > cap)
+			wait = cap; /* the clock went back, or the config changed */
+
+		schedule(m, now_ms() + (wait > 0 ? (uint64_t)(wait * 1000) : 0));
 		return;
 	}
 	route(m);

@@ -8,7 +8,16 @@
  * store callback, which sends the 250, runs only after the sync that
  * covers the file and its directory entry. A file whose length does not
  * match its header was cut short by a crash before its 250 and is removed
- * at recovery. Removal (final disposition) is batched the same way.
+ * at recovery.
+ *
+ * Operations on one message are serialized: while a store or rewrite of a
+ * file is in a batch, a later rewrite waits for it (a newer one replaces a
+ * waiting one), and a removal is done when it completes. Without that, a
+ * rewrite still on the thread pool would rename its file back into place
+ * after the message was removed, and the next start would deliver it again.
+ * The retry state (attempts and the next attempt's time) sits in
+ * fixed-width fields at the start of the header and is updated in place
+ * (spool_touch), without rewriting the message.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -16,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -31,10 +41,22 @@
 #define SPOOL_MAGIC "KUMO1"
 #define SPOOL_MAX_INFLIGHT 4 /* batches on the thread pool at once (its size) */
 
-enum item_kind { ITEM_STORE, ITEM_REWRITE, ITEM_REMOVE };
+/*
+ * The fixed-width retry fields: "KUMO1\nattempts NNNNNNNNNN\ndue DDDDDDDDDDDDDDDDD\n".
+ * spool_touch() overwrites them in place; the parser reads them anywhere.
+ */
+#define HDR_ATTEMPTS_OFF (sizeof(SPOOL_MAGIC "\nattempts ") - 1)
+#define HDR_ATTEMPTS_W 10
+#define HDR_DUE_OFF (HDR_ATTEMPTS_OFF + HDR_ATTEMPTS_W + sizeof("\ndue ") - 1)
+#define HDR_DUE_W 17
+
+enum item_kind { ITEM_STORE, ITEM_REWRITE };
+
+struct slot;
 
 struct item {
 	enum item_kind kind;
+	struct slot *slot;
 	char *path;
 	struct buf header;
 	struct blob *data; /* STORE / REWRITE */
@@ -51,6 +73,18 @@ struct batch {
 	size_t n;
 };
 
+/* The outstanding operations on one spool file (see the top of the file). */
+struct slot {
+	char id[40];
+	struct item *active; /* in a batch (pending or on the thread pool) */
+	struct item *next;   /* a rewrite waiting for it */
+	int touch;	     /* then write these retry fields in place */
+	unsigned attempts;
+	double due;
+	int remove; /* then unlink the file */
+	struct slot *hnext;
+};
+
 struct spool {
 	uv_loop_t *loop;
 	char *dir;
@@ -60,6 +94,8 @@ struct spool {
 	size_t npending, apending;
 	unsigned inflight;
 	size_t inflight_items;
+	struct slot **slots; /* hash table by id, chained */
+	size_t nslots, aslots;
 };
 
 static void start_batch(struct spool *sp);
@@ -153,8 +189,9 @@ spool_format_header(const struct msg *m, struct buf *out)
 {
 	size_t i;
 
-	buf_appendf(out, "%s\nid %s\ncreated %.6f\nattempts %u\n", SPOOL_MAGIC, m->id, m->created,
-		    m->attempts);
+	buf_appendf(out, "%s\nattempts %0*u\ndue %0*.3f\nid %s\ncreated %.6f\n", SPOOL_MAGIC,
+		    HDR_ATTEMPTS_W, m->attempts, HDR_DUE_W, m->due_wall > 0 ? m->due_wall : 0.0, m->id,
+		    m->created);
 	put_field(out, "sender", m->sender);
 	for (i = 0; i < m->nrcpts; i++)
 		put_field(out, "rcpt", m->rcpts[i]);
@@ -208,6 +245,8 @@ spool_parse(const char *bytes, size_t len)
 				m->created = strtod(v, NULL);
 			else if (KEY("attempts"))
 				m->attempts = (unsigned)strtoul(v, NULL, 10);
+			else if (KEY("due"))
+				m->due_wall = strtod(v, NULL);
 			else if (KEY("sender")) {
 				free(m->sender);
 				m->sender = v, v = NULL;
@@ -256,6 +295,83 @@ item_path(const struct spool *sp, const char *id)
 	return xasprintf("%s/%s", sp->dir, id);
 }
 
+static size_t
+slot_hash(const char *id, size_t n)
+{
+	size_t h = 5381;
+
+	while (*id != '\0')
+		h = h * 33 + (unsigned char)*id++;
+	return h & (n - 1);
+}
+
+static struct slot **
+slot_find(struct spool *sp, const char *id)
+{
+	struct slot **sl;
+
+	if (sp->aslots == 0)
+		return NULL;
+	for (sl = &sp->slots[slot_hash(id, sp->aslots)]; *sl != NULL; sl = &(*sl)->hnext)
+		if (strcmp((*sl)->id, id) == 0)
+			return sl;
+	return NULL;
+}
+
+static struct slot *
+slot_get(struct spool *sp, const char *id)
+{
+	struct slot **sl = slot_find(sp, id), *s;
+	size_t i;
+
+	if (sl != NULL)
+		return *sl;
+	if (sp->nslots >= sp->aslots) {
+		/* Grow to keep chains short: rehash every slot into twice the buckets. */
+		size_t n = sp->aslots ? sp->aslots * 2 : 256;
+		struct slot **t = xcalloc(n, sizeof(*t));
+
+		for (i = 0; i < sp->aslots; i++)
+			while (sp->slots[i] != NULL) {
+				struct slot *x = sp->slots[i];
+
+				sp->slots[i] = x->hnext;
+				x->hnext = t[slot_hash(x->id, n)];
+				t[slot_hash(x->id, n)] = x;
+			}
+		free(sp->slots);
+		sp->slots = t;
+		sp->aslots = n;
+	}
+	s = xcalloc(1, sizeof(*s));
+	snprintf(s->id, sizeof(s->id), "%s", id);
+	s->hnext = sp->slots[slot_hash(id, sp->aslots)];
+	sp->slots[slot_hash(id, sp->aslots)] = s;
+	sp->nslots++;
+	return s;
+}
+
+static void
+slot_free(struct spool *sp, struct slot *s)
+{
+	struct slot **sl = slot_find(sp, s->id);
+
+	if (sl != NULL) {
+		*sl = s->hnext;
+		sp->nslots--;
+	}
+	free(s);
+}
+
+static void
+item_free(struct item *it)
+{
+	buf_release(&it->header);
+	blob_unref(&it->data);
+	free(it->path);
+	free(it);
+}
+
 static void
 enqueue(struct spool *sp, struct item *it)
 {
@@ -266,6 +382,87 @@ enqueue(struct spool *sp, struct item *it)
 	sp->pending[sp->npending++] = it;
 	if (sp->inflight < SPOOL_MAX_INFLIGHT)
 		start_batch(sp);
+}
+
+/* Make it the slot's active operation, or let it wait behind the active one. */
+static void
+slot_submit(struct spool *sp, struct item *it, const char *id)
+{
+	struct slot *s = slot_get(sp, id);
+
+	it->slot = s;
+	if (s->active == NULL) {
+		s->active = it;
+		enqueue(sp, it);
+		return;
+	}
+	if (s->next != NULL)
+		item_free(s->next); /* superseded: the newer rewrite has everything */
+	s->next = it;
+	s->touch = 0; /* the rewrite's header carries the retry fields */
+}
+
+static int
+unlink_file(const struct spool *sp, const char *id)
+{
+	char *path = item_path(sp, id);
+	int r = 0;
+
+	if (unlink(path) != 0 && errno != ENOENT) {
+		r = -errno;
+		log_error("spool: unlink %s: %s", path, strerror(errno));
+	}
+	free(path);
+	return r;
+}
+
+/* Overwrite the fixed-width retry fields of id's file; a missing file is not an error. */
+static int
+touch_file(const struct spool *sp, const char *id, unsigned attempts, double due)
+{
+	char a[HDR_ATTEMPTS_W + 1], d[HDR_DUE_W + 1], head[HDR_DUE_OFF + HDR_DUE_W];
+	int fd = openat(sp->dirfd, id, O_RDWR | O_CLOEXEC), r = 0;
+	ssize_t n;
+
+	if (fd < 0)
+		return errno == ENOENT ? 0 : -errno;
+	snprintf(a, sizeof(a), "%0*u", HDR_ATTEMPTS_W, attempts);
+	snprintf(d, sizeof(d), "%0*.3f", HDR_DUE_W, due > 0 ? due : 0.0);
+	/* Only a file written with the fixed-width layout is touched in place. */
+	n = pread(fd, head, sizeof(head), 0);
+	if (n != (ssize_t)sizeof(head) ||
+	    memcmp(head, SPOOL_MAGIC "\nattempts ", HDR_ATTEMPTS_OFF) != 0 ||
+	    memcmp(head + HDR_ATTEMPTS_OFF + HDR_ATTEMPTS_W, "\ndue ", HDR_DUE_OFF - HDR_ATTEMPTS_OFF - HDR_ATTEMPTS_W) != 0 ||
+	    strlen(a) != HDR_ATTEMPTS_W || strlen(d) != HDR_DUE_W)
+		r = KUMO_EINVAL;
+	else if (pwrite(fd, a, HDR_ATTEMPTS_W, HDR_ATTEMPTS_OFF) != HDR_ATTEMPTS_W ||
+		 pwrite(fd, d, HDR_DUE_W, HDR_DUE_OFF) != HDR_DUE_W)
+		r = -errno;
+	close(fd);
+	return r;
+}
+
+/* The slot's active operation finished (on the loop): start what waits behind it. */
+static void
+slot_done(struct spool *sp, struct slot *s)
+{
+	s->active = NULL;
+	if (s->remove) {
+		if (s->next != NULL)
+			item_free(s->next);
+		unlink_file(sp, s->id);
+		slot_free(sp, s);
+		return;
+	}
+	if (s->next != NULL) {
+		s->active = s->next;
+		s->next = NULL;
+		enqueue(sp, s->active);
+		return;
+	}
+	if (s->touch)
+		touch_file(sp, s->id, s->attempts, s->due);
+	slot_free(sp, s);
 }
 
 struct spool *
@@ -281,6 +478,14 @@ spool_open(uv_loop_t *loop, const char *dir, int sync_fs, char **err_r)
 	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0) {
 		*err_r = xasprintf("spool_dir %s: %s", dir, strerror(errno));
+		return NULL;
+	}
+	/* Two daemons on one spool would both deliver every message in it. */
+	if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+		*err_r = errno == EWOULDBLOCK
+			     ? xasprintf("spool_dir %s is in use by another kumod", dir)
+			     : xasprintf("spool_dir %s: lock: %s", dir, strerror(errno));
+		close(fd);
 		return NULL;
 	}
 	sp = xcalloc(1, sizeof(*sp));
@@ -304,7 +509,7 @@ spool_store(struct spool *sp, struct msg *m, spool_done_cb cb, void *arg)
 	it->m = m;
 	it->cb = cb;
 	it->arg = arg;
-	enqueue(sp, it);
+	slot_submit(sp, it, m->id);
 }
 
 void
@@ -317,24 +522,47 @@ spool_rewrite(struct spool *sp, struct msg *m)
 	buf_init(&it->header, 0);
 	spool_format_header(m, &it->header);
 	it->data = blob_ref(m->data);
-	enqueue(sp, it);
+	slot_submit(sp, it, m->id);
+}
+
+int
+spool_touch(struct spool *sp, struct msg *m)
+{
+	struct slot **sl = slot_find(sp, m->id), *s;
+
+	if (sl == NULL)
+		return touch_file(sp, m->id, m->attempts, m->due_wall);
+	s = *sl;
+	if (s->next != NULL) {
+		/* A rewrite is waiting: give it the new retry fields instead. */
+		buf_reset(&s->next->header);
+		spool_format_header(m, &s->next->header);
+		return 0;
+	}
+	s->touch = 1;
+	s->attempts = m->attempts;
+	s->due = m->due_wall;
+	return 0;
 }
 
 void
 spool_remove(struct spool *sp, struct msg *m)
 {
-	char *path = item_path(sp, m->id);
+	struct slot **sl = slot_find(sp, m->id);
 
 	/*
 	 * Unlinked at once, in the loop: a directory operation costs
 	 * microseconds, and a removal waiting behind sync batches on the
 	 * thread pool would be redelivered after a crash. It needs no sync of
 	 * its own: the next batch's sync covers the directory, and a removal
-	 * lost to a power failure only means a redelivery.
+	 * lost to a power failure only means a redelivery. If the file is
+	 * being written, it goes when that write is done (slot_done).
 	 */
-	if (unlink(path) != 0 && errno != ENOENT)
-		log_error("spool: unlink %s: %s", path, strerror(errno));
-	free(path);
+	if (sl == NULL) {
+		unlink_file(sp, m->id);
+		return;
+	}
+	(*sl)->remove = 1;
 }
 
 static int
@@ -384,12 +612,6 @@ batch_work(uv_work_t *w)
 		struct item *it = b->items[i];
 
 		fds[i] = -1;
-		if (it->kind == ITEM_REMOVE) {
-			if (unlink(it->path) != 0 && errno != ENOENT)
-				it->status = -errno;
-			dirty = 1;
-			continue;
-		}
 		{
 			char *tmp = it->kind == ITEM_REWRITE ? xasprintf("%s.tmp", it->path) : NULL;
 			int fd = open(tmp != NULL ? tmp : it->path,
@@ -457,10 +679,8 @@ batch_done(uv_work_t *w, int status)
 			unlink(it->path); /* not acknowledged: never leave a half file */
 		if (it->cb != NULL)
 			it->cb(it->m, it->status, it->arg);
-		buf_release(&it->header);
-		blob_unref(&it->data);
-		free(it->path);
-		free(it);
+		slot_done(sp, it->slot);
+		item_free(it);
 	}
 	free(b->items);
 	free(b);
@@ -584,6 +804,16 @@ spool_close(struct spool **spp)
 	close(sp->dirfd);
 	free(sp->dir);
 	free(sp->pending);
+	for (size_t i = 0; i < sp->aslots; i++)
+		while (sp->slots[i] != NULL) {
+			struct slot *x = sp->slots[i];
+
+			sp->slots[i] = x->hnext;
+			if (x->next != NULL)
+				item_free(x->next);
+			free(x);
+		}
+	free(sp->slots);
 	free(sp);
 	*spp = NULL;
 }

@@ -101,6 +101,12 @@ kumod_integration = \
 TESTS += $(kumod_integration)
 EXTRA_DIST += $(kumod_integration) tests/integration/kumod-common.sh tests/integration/kumod-inject.py
 
+# --- daemon/spool.c: durable storage, per-message ordering, in-place retry fields ---
+unit_tests += tests/unit/test_spool
+tests_unit_test_spool_SOURCES = tests/unit/test_spool.c daemon/spool.c daemon/kumod.h
+tests_unit_test_spool_CFLAGS = $(UNIT_CFLAGS) $(GNUTLS_CFLAGS) $(UNBOUND_CFLAGS) -I$(top_srcdir)/daemon
+tests_unit_test_spool_LDADD = $(UNIT_LDADD)
+
 # --- daemon/tlspolicy.c: enable_mta_sts / enable_dane decisions and their configuration ---
 unit_tests += tests/unit/test_tlspolicy
 tests_unit_test_tlspolicy_SOURCES = tests/unit/test_tlspolicy.c daemon/tlspolicy.c daemon/kumod.h

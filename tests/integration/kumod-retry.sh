@@ -106,4 +106,19 @@ check_eq "TransientFailure code for an unreachable site" \
 check "the failure text names the connect phase" \
 	sh -c "cat '$work'/logs/*.jsonl | jq -r 'select(.type==\"TransientFailure\") | .response.content' | grep -q '^connect: '"
 check_eq "down.test stays spooled for its retry" "$(ls "$work/spool" | wc -l)" 2
+check "the spool files record one attempt and a due time ~60 s ahead" sh -c "
+	now=\$(date +%s)
+	for f in '$work'/spool/*; do
+		grep -qx 'attempts 0000000001' \"\$f\" || exit 1
+		due=\$(sed -n 's/^due 0*\\([0-9]*\\)\\..*/\\1/p' \"\$f\")
+		[ \"\$due\" -gt \$((now + 40)) ] && [ \"\$due\" -le \$((now + 70)) ] || exit 1
+	done"
+# A restart keeps the backoff: nothing is retried before the recorded due time.
+kill "$KUMOD_PID"
+wait "$KUMOD_PID" 2>/dev/null
+rm -rf "$work/logs"
+start_kumod "$work/kumod.conf"
+sleep 3
+check_eq "after a restart down.test is not retried at once" "$(cnt .type TransientFailure)" 0
+check_eq "... and stays spooled" "$(ls "$work/spool" | wc -l)" 2
 finish
