@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <syslog.h>
 #include <unistd.h>
 
 #include <uv.h>
@@ -194,22 +195,102 @@ recovered(struct msg *m, void *arg)
 	queue_insert(m, 1);
 }
 
+/*
+ * Daemon mode: the launching process waits until the daemon is ready or has
+ * failed, so a start-up error (an unwritable spool, a listen address in use)
+ * reaches the operator's terminal and the exit status instead of only
+ * syslog. The daemon writes its warnings and errors into ready_fd while it
+ * starts, then one NUL byte when it is up; EOF without the NUL means it
+ * died starting.
+ */
+static int ready_fd = -1;
+
+static void
+startup_sink(enum log_level level, const char *line, void *arg)
+{
+	static const int prio[] = {[LOG_LEVEL_DEBUG] = LOG_DEBUG, [LOG_LEVEL_INFO] = LOG_INFO,
+				   [LOG_LEVEL_NOTICE] = LOG_NOTICE, [LOG_LEVEL_WARN] = LOG_WARNING,
+				   [LOG_LEVEL_ERROR] = LOG_ERR};
+
+	(void)arg;
+	/* To syslog as usual, then a copy of warnings and errors to the launcher. */
+	syslog((unsigned)level < KUMO_NELEM(prio) ? prio[level] : LOG_ERR, "%s", line);
+	if (level >= LOG_LEVEL_WARN && ready_fd >= 0) {
+		char out[2200];
+		int n = snprintf(out, sizeof(out), "kumod: %s: %s\n", log_level_str(level), line);
+
+		if (n > 0 && write(ready_fd, out, (size_t)n < sizeof(out) ? (size_t)n : sizeof(out) - 1) < 0)
+			ready_fd = -1; /* the launcher is gone: nobody to tell */
+	}
+}
+
+/* Tell the launcher the daemon is up; its own logging goes to syslog only. */
+static void
+startup_done(void)
+{
+	if (ready_fd < 0)
+		return;
+	log_set_sink(NULL, NULL);
+	if (write(ready_fd, "", 1) < 0) {
+		/* the launcher went away first: nothing to tell */
+	}
+	close(ready_fd);
+	ready_fd = -1;
+}
+
+/* The launcher's side: relay what the daemon says, exit 0 once it is up, 2 if it died. */
+static void __attribute__((noreturn))
+launcher_wait(int fd)
+{
+	char chunk[4096];
+	ssize_t n;
+	int up = 0;
+
+	while ((n = read(fd, chunk, sizeof(chunk))) != 0) {
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			break;
+		}
+		if (chunk[n - 1] == '\0') {
+			up = 1;
+			n--;
+		}
+		if (n > 0 && write(STDERR_FILENO, chunk, (size_t)n) < 0)
+			break;
+		if (up)
+			break;
+	}
+	if (!up)
+		fprintf(stderr, "kumod: the daemon did not start (its errors are above and in syslog)\n");
+	_exit(up ? 0 : 2);
+}
+
 static void
 daemonize(void)
 {
-	pid_t pid = fork();
-	int fd;
+	int p[2], fd;
+	pid_t pid;
 
+	if (pipe(p) != 0)
+		log_fatal("pipe: %s", strerror(errno));
+	pid = fork();
 	if (pid < 0)
 		log_fatal("fork: %s", strerror(errno));
-	if (pid > 0)
-		_exit(0);
+	if (pid > 0) {
+		close(p[1]);
+		launcher_wait(p[0]);
+	}
+	close(p[0]);
 	setsid();
 	pid = fork();
 	if (pid < 0)
 		log_fatal("fork: %s", strerror(errno));
 	if (pid > 0)
 		_exit(0);
+	ready_fd = p[1];
+	fcntl(ready_fd, F_SETFD, FD_CLOEXEC);
+	log_set_sink(startup_sink, NULL);
 	fd = open("/dev/null", O_RDWR);
 	if (fd >= 0) {
 		dup2(fd, 0);
@@ -333,6 +414,7 @@ main(int argc, char **argv)
 	if (kd.conf->pidfile != NULL)
 		write_pidfile(kd.conf->pidfile);
 	log_notice("kumod started: spool %s, logs %s", kd.conf->spool_dir, kd.conf->log_dir);
+	startup_done();
 	r = uv_run(kd.loop, UV_RUN_DEFAULT);
 	(void)r;
 	uv_loop_close(kd.loop);

@@ -50,4 +50,27 @@ cp "$work/good.conf" "$work/kumod.conf"
 start_kumod "$work/kumod.conf"
 delivered() { saved_rcpts sink | grep -q "$(cat "$work/acked")"; }
 check "after the restart the message is delivered" wait_until 10 delivered
+
+# --- daemon mode (no -f): the launcher reports start-up and exits 0 or 2 ---
+out=$(timeout 20 "$KUMOD" -c "$work/kumod.conf" 2>&1)
+check_eq "a second kumod on the same spool fails to start" "$?" 2
+check "... and says why on stderr ($out)" grep -q "spool_dir $work/spool is in use by another kumod" <<<"$out"
+D_PORT=$(free_port)
+write_conf "$work/d.conf" "$D_PORT" "$SINK_PORT"
+sed -i "s#$work/spool#$work/dspool#; s#$work/logs#$work/dlogs#; s#$work/kumod.pid#$work/d.pid#" "$work/d.conf"
+cp "$work/d.conf" "$work/dbad.conf"
+sed -i "s#$work/dspool#/proc/nonexistent/spool#" "$work/dbad.conf"
+out=$(timeout 20 "$KUMOD" -c "$work/dbad.conf" 2>&1)
+check_eq "daemon mode: an unusable spool_dir exits 2" "$?" 2
+check "... naming it on stderr ($out)" grep -q "spool_dir /proc/nonexistent/spool" <<<"$out"
+timeout 20 "$KUMOD" -c "$work/d.conf" >"$work/d.out" 2>&1
+check_eq "daemon mode: a good start exits 0" "$?" 0
+dpid=$(cat "$work/d.pid" 2>/dev/null)
+check "... with the daemon running (pid $dpid)" kill -0 "$dpid"
+check "... and listening" port_open "$D_PORT"
+[ -n "$dpid" ] && pids+=("$dpid")
+check_eq "... and nothing on stderr" "$(cat "$work/d.out")" ""
+kill "$dpid" 2>/dev/null
+dgone() { ! kill -0 "$dpid" 2>/dev/null; }
+check "the daemon stops on SIGTERM" wait_until 10 dgone
 finish
