@@ -503,12 +503,20 @@ do_command(struct session *s, char *line, size_t len)
 			time_t now = time(NULL);
 			struct tm tm;
 
+			char *received;
+			size_t rlen;
+
 			reply(s, "354 End data with <CR><LF>.<CR><LF>");
-			buf_init(&s->data, s->conf->max_message_size);
 			gmtime_r(&now, &tm);
 			strftime(stamp, sizeof(stamp), "%a, %d %b %Y %H:%M:%S +0000", &tm);
-			buf_appendf(&s->data, "Received: from %s ([%s])\r\n\tby %s (kumod) with %s;\r\n\t%s\r\n",
-				    s->helo, s->peer, s->conf->hostname, s->tls ? "ESMTPS" : "ESMTP", stamp);
+			received = xasprintf("Received: from %s ([%s])\r\n\tby %s (kumod) with %s;\r\n\t%s\r\n",
+					     s->helo, s->peer, s->conf->hostname,
+					     s->tls ? "ESMTPS" : "ESMTP", stamp);
+			rlen = strlen(received);
+			/* max_message_size limits what the client sends; our own Received line is extra. */
+			buf_init(&s->data, s->conf->max_message_size > 0 ? s->conf->max_message_size + rlen : 0);
+			buf_append(&s->data, received, rlen);
+			free(received);
 			smtp_dot_dec_init(&s->dec);
 			s->state = S_DATA;
 		}

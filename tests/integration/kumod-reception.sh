@@ -72,6 +72,25 @@ e.send(b"Subject: big\r\n\r\n" + (b"y" * 998 + b"\r\n") * 1100 + b".\r\n")
 code, msg = e.getreply()
 say("oversize", "%d %s" % (code, msg.decode()[:5]))
 e.quit()
+# Exactly max_message_size (1000000) octets of message is accepted (kumod's own
+# Received line does not count against the client); one more octet is not.
+def sized(n, rcpt, declare):
+    head = b"Subject: exact\r\n\r\n"
+    fill = n - len(head) - 2
+    lines = [b"z" * 998 + b"\r\n"] * (fill // 1000)
+    body = head + b"".join(lines) + b"z" * (fill % 1000) + b"\r\n"
+    assert len(body) == n
+    x = smtplib.SMTP("127.0.0.1", port, timeout=10)
+    x.ehlo("client.test")
+    x.docmd("MAIL FROM:<s@src.test>" + (" SIZE=%d" % n if declare else ""))
+    x.docmd("RCPT TO:<%s>" % rcpt)
+    x.docmd("DATA")
+    x.send(body + b".\r\n")
+    code, msg = x.getreply()
+    x.quit()
+    return "%d %s" % (code, msg.decode()[:5])
+say("exact size", sized(1000000, "exact@a.example.test", True))
+say("one over", sized(1000001, "over@a.example.test", False))
 # STARTTLS: a real handshake, then a message; EHLO after TLS no longer offers STARTTLS.
 import ssl
 t = smtplib.SMTP("127.0.0.1", port, timeout=10)
@@ -112,12 +131,14 @@ check_eq "pipelined replies in order" "$(val 'pipelined codes')" "250 250 250 35
 check_eq "declared SIZE above the limit" "$(val 'size declared')" "552 5.3.4"
 check_eq "relay from outside relay_hosts" "$(val relay)" "550 5.7.1"
 check_eq "oversized data" "$(val oversize)" "552 5.3.4"
+check_eq "exactly max_message_size accepted" "$(val 'exact size')" "250 2.0.0"
+check_eq "one octet more refused" "$(val 'one over')" "552 5.3.4"
 check_eq "STARTTLS handshake" "$(val starttls)" "220 TLSv1.3"
 check_eq "no STARTTLS offered inside TLS" "$(val 'starttls offered again')" False
 check_eq "message over TLS accepted" "$(val 'tls refused')" 0
 check_eq "STARTTLS injection: 220, then the connection is dropped" "$(val injection)" "220 then 0 bytes, closed"
-want=152
-[ -n "$v6" ] && want=153
+want=153
+[ -n "$v6" ] && want=154
 got() { [ "$(saved_rcpts sink | wc -l)" -ge $want ]; }
 check "all $want recipients delivered (20 s)" wait_until 20 got
 saved_rcpts sink | sort >"$work/rcpts"
