@@ -6,6 +6,7 @@
  * defines. The streams (watch) keep their own timers and forget their
  * control_stream when it is cancelled.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -450,19 +451,79 @@ path_object(const struct egress_path *p)
 	return o;
 }
 
+/* The resolve-egress-path result for (domain, site, source); site may be NULL. */
+static json_t *
+resolve_result(const struct kumod *k, const char *domain, const char *site, const char *source,
+	       const char *why)
+{
+	struct egress_path p;
+	json_t *cfg, *res;
+	int f, own = egress_shaping_own_domain(&k->conf->shaping, domain) != NULL;
+	char *queue = NULL;
+
+	egress_shaping_resolve(&k->conf->shaping, domain, site, source, &p);
+	cfg = json_array();
+	for (f = 0; f < EGRESS_PATH_NFIELDS; f++)
+		json_array_append_new(cfg, json_pack("{s:s,s:o,s:s}", "key",
+						     egress_path_fields()[f].name, "value",
+						     field_value(&p, f), "origin",
+						     origin_word(p.origin[f], &k->conf->shaping, f,
+								 source)));
+	/* The ready queue this domain's mail goes to (the first source of a pool is not known here). */
+	if (site != NULL)
+		queue = own ? xasprintf("%s->%s@%s", source != NULL ? source : EGRESS_POOL_UNSPECIFIED,
+					domain, site)
+			    : xasprintf("%s->%s", source != NULL ? source : EGRESS_POOL_UNSPECIFIED,
+					site);
+	egress_path_release(&p);
+	res = json_pack("{s:s,s:o,s:o,s:b,s:o,s:o,s:o}", "domain", domain, "site",
+			site != NULL ? json_string(site) : json_null(), "source",
+			source != NULL ? json_string(source) : json_null(), "own_queue", own,
+			"ready_queue", queue != NULL ? json_string(queue) : json_null(), "site_error",
+			why != NULL ? json_string(why) : json_null(), "config", cfg);
+	free(queue);
+	return res;
+}
+
+struct resolve_req {
+	struct kumod *k;
+	struct control_stream *st; /* NULL once the client went away */
+	char *domain, *source;
+};
+
+static void
+resolve_cancel(void *arg)
+{
+	((struct resolve_req *)arg)->st = NULL;
+}
+
+static void
+resolve_site_answer(const char *site, const char *why, void *arg)
+{
+	struct resolve_req *r = arg;
+
+	/* The source may have gone with a reload meanwhile: then without it. */
+	if (r->source != NULL && kconf_source(r->k->conf, r->source) == NULL &&
+	    strcmp(r->source, EGRESS_POOL_UNSPECIFIED) != 0) {
+		free(r->source);
+		r->source = NULL;
+	}
+	if (r->st != NULL)
+		control_stream_finish(r->st, resolve_result(r->k, r->domain, site, r->source, why));
+	free(r->domain);
+	free(r->source);
+	free(r);
+}
+
 static int
 cmd_resolve(struct control_session *s, json_int_t id, json_t *args, void *arg, json_t **result_r,
 	    char **err_r)
 {
 	struct kumod *k = arg;
-	const char *domain = NULL, *source = NULL, *site = NULL;
-	struct egress_path p;
-	struct rq_info *rq;
-	size_t nrq, i;
-	json_t *cfg;
-	int f;
+	const char *domain = NULL, *source = NULL, *site;
+	struct resolve_req *r;
+	char *lower;
 
-	(void)s, (void)id;
 	if (arg_str(args, "domain", &domain, err_r) <= 0 || *domain == '\0') {
 		if (*err_r == NULL)
 			*err_r = xstrdup("\"domain\" is required");
@@ -475,28 +536,22 @@ cmd_resolve(struct control_session *s, json_int_t id, json_t *args, void *arg, j
 		*err_r = xasprintf("unknown egress source \"%s\"", source);
 		return KUMO_ENOTFOUND;
 	}
-	/* The site is known once the domain's MX set has been looked up (a ready queue exists). */
-	rq = queue_ready_info(&nrq);
-	for (i = 0; i < nrq && site == NULL; i++)
-		if (strcasecmp(rq[i].domain, domain) == 0)
-			site = rq[i].site;
-	for (i = 0; i < k->conf->shaping.ndomains && site == NULL; i++)
-		if (strcasecmp(k->conf->shaping.domains[i].domain, domain) == 0)
-			site = k->conf->shaping.domains[i].site_name;
-	egress_shaping_resolve(&k->conf->shaping, domain, site, source, &p);
-	cfg = json_array();
-	for (f = 0; f < EGRESS_PATH_NFIELDS; f++)
-		json_array_append_new(cfg, json_pack("{s:s,s:o,s:s}", "key",
-						     egress_path_fields()[f].name, "value",
-						     field_value(&p, f), "origin",
-						     origin_word(p.origin[f], &k->conf->shaping, f,
-								 source)));
-	*result_r = json_pack("{s:s,s:o,s:o,s:o}", "domain", domain, "site",
-			      site != NULL ? json_string(site) : json_null(), "source",
-			      source != NULL ? json_string(source) : json_null(), "config", cfg);
-	egress_path_release(&p);
-	free(rq);
-	return CONTROL_DONE;
+	lower = xstrdup(domain);
+	for (char *p = lower; *p != '\0'; p++)
+		*p = (char)tolower((unsigned char)*p);
+	/* The site as delivery sees it: a cached MX answer, else a lookup now. */
+	if ((site = queue_known_site(lower)) != NULL) {
+		*result_r = resolve_result(k, lower, site, source, NULL);
+		free(lower);
+		return CONTROL_DONE;
+	}
+	r = xcalloc(1, sizeof(*r));
+	r->k = k;
+	r->domain = lower;
+	r->source = source != NULL ? xstrdup(source) : NULL;
+	r->st = control_stream_open(s, id, resolve_cancel, r);
+	queue_lookup_site(lower, resolve_site_answer, r);
+	return CONTROL_LATER;
 }
 
 /* ---- inspect ---- */

@@ -407,6 +407,44 @@ parse_dns(struct kconf *c, const config_setting_t *g, struct buf *errs)
 	return bad;
 }
 
+/*
+ * shaping_file: one KumoMTA-style shaping.json path or a list of them,
+ * loaded in order on top of the shaping group (a domain may be configured
+ * once across all of them). A relative path is taken from the directory of
+ * the configuration file.
+ */
+static int
+parse_shaping_files(struct kconf *c, const config_setting_t *m, struct buf *errs)
+{
+	int bad = 0, i, n = 1, list = config_setting_type(m) == CONFIG_TYPE_ARRAY ||
+					 config_setting_type(m) == CONFIG_TYPE_LIST;
+
+	if (list)
+		n = config_setting_length(m);
+	else if (config_setting_type(m) != CONFIG_TYPE_STRING)
+		return ERR(m, "want a path \"shaping.json\" or a list of paths");
+	for (i = 0; i < n; i++) {
+		const config_setting_t *e = list ? config_setting_get_elem(m, (unsigned)i) : m;
+		const char *f = config_setting_get_string(e);
+		char *path;
+
+		if (f == NULL || *f == '\0') {
+			ERR(e, "want a non-empty path");
+			continue;
+		}
+		if (f[0] == '/' || strchr(c->file, '/') == NULL)
+			path = xstrdup(f);
+		else
+			path = xasprintf("%.*s/%s", (int)(strrchr(c->file, '/') - c->file), c->file, f);
+		if (access(path, R_OK) != 0)
+			ERR(e, "%s: %s", path, strerror(errno));
+		else
+			bad += egress_shaping_load_json(&c->shaping, path, errs);
+		free(path);
+	}
+	return bad;
+}
+
 static int
 parse_egress(struct kconf *c, const config_setting_t *root, struct buf *errs)
 {
@@ -462,6 +500,8 @@ parse_egress(struct kconf *c, const config_setting_t *root, struct buf *errs)
 	}
 	if ((m = config_setting_get_member(root, "shaping")) != NULL)
 		bad += egress_shaping_parse(&c->shaping, m, errs);
+	if ((m = config_setting_get_member(root, "shaping_file")) != NULL)
+		bad += parse_shaping_files(c, m, errs);
 	return bad;
 }
 
@@ -470,7 +510,7 @@ kconf_load(const char *file, struct buf *errs)
 {
 	static const char *const known[] = {"listen", "spool_dir", "log_dir", "control_socket", "control",
 					    "pidfile", "hostname", "spool_sync", "shutdown_timeout",
-					    "dns", "sources", "pools", "queues", "shaping",
+					    "dns", "sources", "pools", "queues", "shaping", "shaping_file",
 					    "tls_client", "mta_sts", NULL};
 	struct kconf *c = xcalloc(1, sizeof(*c));
 	config_t cfg;

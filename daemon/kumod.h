@@ -151,6 +151,22 @@ struct msg {
 struct msg *msg_new(void);
 void msg_free(struct msg **mp);
 
+/* ---- shaping.c ---- */
+
+struct dns_options;
+/* The resolver options of c's dns group (arrays borrowed from c). */
+void shaping_dns_options(const struct kconf *c, struct dns_options *o);
+/*
+ * Resolve the MX of every mx_rollup entry of sh whose site is not known,
+ * on a private loop, waiting at most timeout_ms, and set the sites learnt.
+ * Lookups that fail are described in warnings ("where: shaping: ...\n").
+ * Returns 0, or a negative code if no resolver could be made.
+ */
+int shaping_learn_sites(const struct kconf *c, struct egress_shaping *sh, unsigned timeout_ms,
+			struct buf *warnings);
+/* Give to's entries the sites from's entries for the same domains already know. */
+void shaping_copy_sites(struct egress_shaping *to, const struct egress_shaping *from);
+
 /* ---- spool.c ---- */
 
 typedef void (*spool_done_cb)(struct msg *m, int status, void *arg);
@@ -355,6 +371,16 @@ void queue_stop_timers(void);
 void queue_free_all(void);
 /* Re-read pools/sources after a reload. */
 void queue_reconfigure(void);
+/* The site of domain if a fresh MX answer for it is cached, else NULL (borrowed). */
+const char *queue_known_site(const char *domain);
+/*
+ * Look up domain's MX set: cb(site, NULL, arg), or cb(NULL, why, arg) when
+ * it has none (NXDOMAIN, null MX, failure). cb always runs, later, on the loop.
+ */
+typedef void (*queue_site_cb)(const char *site, const char *why, void *arg);
+void queue_lookup_site(const char *domain, queue_site_cb cb, void *arg);
+/* Set the sites of sh's entries from the MX answers queue.c holds (for a reload). */
+void queue_known_sites(struct egress_shaping *sh);
 
 /*
  * Operator rules (the control socket's suspend, bounce and suspend-ready-q).

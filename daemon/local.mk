@@ -7,6 +7,7 @@ daemon_kumod_SOURCES = \
 	daemon/listener.c \
 	daemon/spool.c \
 	daemon/queue.c \
+	daemon/shaping.c \
 	daemon/jlog.c \
 	daemon/tlspolicy.c \
 	daemon/control.h \
@@ -16,4 +17,4 @@ daemon_kumod_CFLAGS = $(AM_CFLAGS) $(GNUTLS_CFLAGS) $(UNBOUND_CFLAGS) $(LIBCONFI
 	$(LIBUV_CFLAGS) $(JANSSON_CFLAGS)
 daemon_kumod_LDADD = $(KUMO_LIBS) -lm
 # The lab configuration and demo (./quickstart.sh) and the relay benchmark.
-EXTRA_DIST += examples/lab.conf examples/lab-demo.sh bench/relay-vs-postfix.sh
+EXTRA_DIST += examples/lab.conf examples/lab-demo.sh examples/shaping.json bench/relay-vs-postfix.sh

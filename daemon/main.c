@@ -18,6 +18,7 @@
 #include <uv.h>
 
 #include "buf.h"
+#include "egress.h"
 #include "kumo.h"
 #include "log.h"
 
@@ -51,11 +52,30 @@ usage(FILE *fp)
 		DEFAULT_CONFIG);
 }
 
+/*
+ * How long start-up, --check-config and a reload wait for the MX answers
+ * that give shaping entries their sites (shaping.c).
+ */
+#define SHAPING_SITES_TIMEOUT_MS 5000
+
+/*
+ * Learn the sites of c's shaping entries and check that no two share one
+ * (seed 002). Warnings (failed lookups) are appended to warns; a conflict
+ * returns KUMO_EINVAL with *err_r set (caller frees).
+ */
+static int
+shaping_sites(struct kconf *c, struct buf *warns, char **err_r)
+{
+	shaping_learn_sites(c, &c->shaping, SHAPING_SITES_TIMEOUT_MS, warns);
+	return egress_shaping_check_sites(&c->shaping, err_r);
+}
+
 static int
 check_config(const char *file)
 {
-	struct buf errs;
+	struct buf errs, warns;
 	struct kconf *c;
+	char *err = NULL;
 
 	buf_init(&errs, 0);
 	c = kconf_load(file, &errs);
@@ -64,6 +84,19 @@ check_config(const char *file)
 		buf_release(&errs);
 		return 2;
 	}
+	buf_init(&warns, 0);
+	if (shaping_sites(c, &warns, &err) != 0) {
+		fputs(warns.data != NULL ? warns.data : "", stderr);
+		fprintf(stderr, "%s\n", err);
+		free(err);
+		buf_release(&warns);
+		buf_release(&errs);
+		kconf_free(&c);
+		return 2;
+	}
+	if (warns.len > 0)
+		fputs(warns.data, stderr);
+	buf_release(&warns);
 	printf("%s: ok (%zu listeners, %zu sources, %zu pools, %zu shaping domains)\n", file,
 	       c->nlisten, c->nsources, c->npools, c->shaping.ndomains);
 	kconf_free(&c);
@@ -163,6 +196,28 @@ kumod_reload(char **err_r)
 		return KUMO_EINVAL;
 	}
 	buf_release(&errs);
+	/* Sites already known (old entries, live MX answers) need no lookup now. */
+	shaping_copy_sites(&c->shaping, &kd.conf->shaping);
+	queue_known_sites(&c->shaping);
+	{
+		struct buf warns;
+		char *line, *save = NULL, *serr = NULL;
+
+		buf_init(&warns, 0);
+		if (shaping_sites(c, &warns, &serr) != 0) {
+			log_error("reload: %s: %s; keeping the running configuration", config_file, serr);
+			*err_r = xasprintf("%s has errors; the running configuration stays: %s",
+					   config_file, serr);
+			free(serr);
+			buf_release(&warns);
+			kconf_free(&c);
+			return KUMO_EINVAL;
+		}
+		for (line = warns.len > 0 ? strtok_r(warns.data, "\n", &save) : NULL; line != NULL;
+		     line = strtok_r(NULL, "\n", &save))
+			log_warn("reload: %s", line);
+		buf_release(&warns);
+	}
 	retired = xreallocarray(retired, nretired + 1, sizeof(*retired));
 	retired[nretired++] = kd.conf;
 	kd.conf = c;
@@ -376,6 +431,19 @@ main(int argc, char **argv)
 	buf_release(&errs);
 	if (!foreground)
 		daemonize();
+	/* Before any message is routed: the sites shaping entries speak for (seed 002). */
+	{
+		struct buf warns;
+		char *line, *save = NULL;
+
+		buf_init(&warns, 0);
+		if (shaping_sites(kd.conf, &warns, &err) != 0)
+			log_fatal("%s", err);
+		for (line = warns.len > 0 ? strtok_r(warns.data, "\n", &save) : NULL; line != NULL;
+		     line = strtok_r(NULL, "\n", &save))
+			log_warn("%s", line);
+		buf_release(&warns);
+	}
 	signal(SIGPIPE, SIG_IGN);
 	/* The spool's fsync batches: a few threads so a slow sync does not stall the next batch. */
 	setenv("UV_THREADPOOL_SIZE", "4", 0);

@@ -74,10 +74,11 @@ struct oconn {
 };
 
 struct ready_queue {
-	char *name; /* "source->site" */
+	char *name; /* "source->site", or "source->domain@site" for an own-domain queue */
 	char *source_name;
 	char *site;
-	char *domain; /* the domain whose MX set named the site (for shaping) */
+	char *domain;	 /* the domain whose MX set named the site (for display) */
+	int own_domain; /* shaped on its own: domain has an mx_rollup = false entry */
 	struct egress_source source;
 	struct egress_path path;
 	struct msg *head, *tail;
@@ -416,26 +417,47 @@ dest_get(const char *domain)
 	return d;
 }
 
+/* rq's merged egress path from the current shaping (rq->path must be released first). */
+static void
+rq_resolve_path(struct ready_queue *rq)
+{
+	egress_shaping_resolve(&K->conf->shaping, rq->own_domain ? rq->domain : NULL, rq->site,
+			       rq->source_name, &rq->path);
+}
+
+static void shaping_site_learnt(const char *domain, const char *site);
+
 static struct ready_queue *
 rq_get(const char *source, const struct dest *d)
 {
 	struct ready_queue *rq;
 	const struct egress_source *src;
 
+	/*
+	 * A domain with an mx_rollup = false entry is shaped on its own (seed
+	 * 002: foo.com on yahoo.com's MXs keeps its own max_message_rate), so
+	 * it gets its own ready queue; every other domain of a site shares the
+	 * site's, whose path therefore does not depend on which domain came first.
+	 */
+	int own = egress_shaping_own_domain(&K->conf->shaping, d->domain) != NULL;
+
 	for (rq = rqs; rq != NULL; rq = rq->next)
-		if (strcmp(rq->source_name, source) == 0 && strcmp(rq->site, d->site) == 0)
+		if (strcmp(rq->source_name, source) == 0 && strcmp(rq->site, d->site) == 0 &&
+		    rq->own_domain == own && (!own || strcmp(rq->domain, d->domain) == 0))
 			return rq;
 	rq = xcalloc(1, sizeof(*rq));
 	rq->source_name = xstrdup(source);
 	rq->site = xstrdup(d->site);
 	rq->domain = xstrdup(d->domain);
-	rq->name = xasprintf("%s->%s", source, d->site);
+	rq->own_domain = own;
+	rq->name = own ? xasprintf("%s->%s@%s", source, d->domain, d->site)
+		       : xasprintf("%s->%s", source, d->site);
 	src = kconf_source(K->conf, source);
 	if (src != NULL)
 		egress_source_copy(&rq->source, src);
 	else
 		egress_source_init(&rq->source, source);
-	egress_shaping_resolve(&K->conf->shaping, d->domain, d->site, source, &rq->path);
+	rq_resolve_path(rq);
 	rq->mx = xcalloc(d->nmx ? d->nmx : 1, sizeof(*rq->mx));
 	for (rq->nmx = 0; rq->nmx < d->nmx; rq->nmx++) {
 		rq->mx[rq->nmx].host = xstrdup(d->mx[rq->nmx].host);
@@ -535,7 +557,8 @@ dest_answer(const struct dns_result *r, void *arg)
 		}
 		d->state = 2;
 		d->expire_ms = now_ms() + 1000 * (uint64_t)(r->ttl < DEST_MAX_CACHE_S ? (r->ttl ? r->ttl : 1) : DEST_MAX_CACHE_S);
-		egress_shaping_set_site(&K->conf->shaping, d->domain, site);
+		if (egress_shaping_set_site(&K->conf->shaping, d->domain, site))
+			shaping_site_learnt(d->domain, site);
 	}
 	log_trace(LOG_TRACE_DNS, "MX %s: %s site %s", d->domain, dns_status_str(r->status),
 		  site != NULL ? site : "-");
@@ -1806,30 +1829,104 @@ queue_start(struct kumod *k, char **err_r)
 	return 0;
 }
 
+static void rq_rebuild_paths(void);
+
 void
 queue_reconfigure(void)
 {
-	struct ready_queue *rq;
-	size_t i;
-
 	load_pools();
-	/* Sites of shaping entries are learnt again as their domains are resolved. */
-	for (i = 0; i < K->conf->shaping.ndomains; i++) {
-		struct dest *d;
+	rq_rebuild_paths();
+}
 
-		for (d = dests; d != NULL; d = d->next)
-			if (d->state == 2 && strcmp(d->domain, K->conf->shaping.domains[i].domain) == 0)
-				egress_shaping_set_site(&K->conf->shaping, d->domain, d->site);
+const char *
+queue_known_site(const char *domain)
+{
+	struct dest *d;
+
+	for (d = dests; d != NULL; d = d->next)
+		if (d->state == 2 && d->site != NULL && strcasecmp(d->domain, domain) == 0)
+			return d->site;
+	return NULL;
+}
+
+struct site_lookup {
+	queue_site_cb cb;
+	void *arg;
+	char *domain;
+};
+
+static void
+site_answer(const struct dns_result *r, void *arg)
+{
+	struct site_lookup *l = arg;
+	char *site = NULL;
+
+	if (r->status == DNS_OK || r->status == DNS_NODATA)
+		site = dns_site_name_for(r, l->domain);
+	l->cb(site, site != NULL ? NULL : r->why, l->arg);
+	free(site);
+	free(l->domain);
+	free(l);
+}
+
+void
+queue_lookup_site(const char *domain, queue_site_cb cb, void *arg)
+{
+	struct site_lookup *l = xcalloc(1, sizeof(*l));
+
+	l->cb = cb;
+	l->arg = arg;
+	l->domain = xstrdup(domain);
+	dns_resolve_mx(resolver, domain, site_answer, l);
+}
+
+void
+queue_known_sites(struct egress_shaping *sh)
+{
+	struct dest *d;
+
+	for (d = dests; d != NULL; d = d->next)
+		if (d->state == 2 && d->site != NULL)
+			egress_shaping_set_site(sh, d->domain, d->site);
+}
+
+/*
+ * Live traffic taught a shaping entry its site (its start-up lookup had
+ * failed) or a new one (the MX set changed): rebuild the paths, and say so
+ * if the entry now collides with another.
+ */
+static void
+shaping_site_learnt(const char *domain, const char *site)
+{
+	char *err = NULL;
+
+	log_info("shaping: the entry for %s speaks for site %s now", domain, site);
+	if (egress_shaping_check_sites(&K->conf->shaping, &err) != 0) {
+		log_error("%s (settings of the first entry for that site apply; fix the configuration "
+			  "and reload)",
+			  err);
+		free(err);
 	}
-	/* Paths are rebuilt from the new shaping; new connections use them. */
+	rq_rebuild_paths();
+}
+
+/*
+ * Paths are rebuilt from the current shaping; new connections use them.
+ * A queue whose domain gained or lost an mx_rollup = false entry keeps its
+ * name and messages; new messages go to the queue that now fits.
+ */
+static void
+rq_rebuild_paths(void)
+{
+	struct ready_queue *rq;
+
 	for (rq = rqs; rq != NULL; rq = rq->next) {
 		const struct egress_source *src = kconf_source(K->conf, rq->source_name);
 		struct throttle_spec old_conn = rq->path.max_connection_rate;
 		struct throttle_spec old_msg = rq->path.max_message_rate;
 
 		egress_path_release(&rq->path);
-		egress_shaping_resolve(&K->conf->shaping, rq->domain, rq->site, rq->source_name,
-				       &rq->path);
+		rq_resolve_path(rq);
 		/* A changed rate starts fresh (the state's fraction is relative to the limit). */
 		if (memcmp(&old_conn, &rq->path.max_connection_rate, sizeof(old_conn)) != 0)
 			throttle_reset(&rq->conn_thr);

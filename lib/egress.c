@@ -1498,6 +1498,7 @@ domain_release(struct egress_shaping_domain *d)
 	free(d->domain);
 	free(d->site_name);
 	free(d->origin);
+	free(d->where);
 	egress_path_release(&d->path);
 	for (j = 0; j < d->nsources; j++) {
 		free(d->sources[j].name);
@@ -1552,6 +1553,11 @@ parse_domain_entry(struct egress_shaping_domain *d, const config_setting_t *e, s
 		d->origin = xstrdup("shaping");
 		return 1;
 	}
+	if (config_setting_source_line(e) > 0)
+		d->where = xasprintf("%s:%u",
+		                     config_setting_source_file(e) != NULL ? config_setting_source_file(e)
+		                                                           : "shaping",
+		                     config_setting_source_line(e));
 	config_setting_lookup_string(e, "domain", &name);
 	if (name == NULL || *name == '\0') {
 		egress_config_error(errs, e, "domain: an entry needs a domain");
@@ -1706,32 +1712,96 @@ badname:
 }
 
 /*
+ * Where "name": appears as a key in text, from offset from on: the offset
+ * of its opening quote, or (size_t)-1. jansson does not keep the position
+ * of values, so the line of a value's key is found in the text itself: the
+ * first such key after the entry's own key, which is right for the
+ * entry-per-object layout of shaping files.
+ */
+static size_t
+json_key_at(const char *text, size_t len, size_t from, const char *name)
+{
+	size_t n = strlen(name), i;
+
+	for (i = from; i + n + 2 <= len; i++) {
+		size_t j;
+
+		if (text[i] != '"' || memcmp(text + i + 1, name, n) != 0 || text[i + n + 1] != '"')
+			continue;
+		for (j = i + n + 2; j < len && (text[j] == ' ' || text[j] == '\t' || text[j] == '\r' ||
+		                                text[j] == '\n');
+		     j++)
+			;
+		if (j < len && text[j] == ':')
+			return i;
+	}
+	return (size_t)-1;
+}
+
+static int
+json_line_of(const char *text, size_t off)
+{
+	int line = 1;
+	size_t i;
+
+	for (i = 0; i < off; i++)
+		if (text[i] == '\n')
+			line++;
+	return line;
+}
+
+/*
  * Copy problems from tmp to errs, turning libconfig's "(config):0: entry"
- * prefix (the in-memory group built from JSON) into `path: "key"`.
+ * prefix (the in-memory group built from JSON) into `path:line: "key"`,
+ * the line being that of the problem's setting under this entry.
  */
 static void
-json_errors(struct buf *errs, const struct buf *tmp, const char *path, const char *key)
+json_errors(struct buf *errs, const struct buf *tmp, const char *path, const char *key,
+            const char *text, size_t len, size_t key_off)
 {
 	static const char prefix[] = "(config):0: entry";
 	const char *line = tmp->data, *nl;
 
 	while (line != NULL && *line != '\0') {
+		const char *rest = line;
+		size_t at = key_off;
+
 		nl = strchr(line, '\n');
 		if (nl == NULL)
 			nl = line + strlen(line);
 		if (strncmp(line, prefix, sizeof(prefix) - 1) == 0) {
-			const char *rest = line + sizeof(prefix) - 1;
-
+			rest = line + sizeof(prefix) - 1;
 			if (*rest == '.')
 				rest++;
 			else if (*rest == ':')
 				rest += *rest != '\0' && rest[1] == ' ' ? 2 : 1;
+		}
+		/* "max_message_rate: ..." or "sources.[0].connection_limit: ...": the last name */
+		if (key_off != (size_t)-1) {
+			const char *colon = memchr(rest, ':', (size_t)(nl - rest)), *name = rest, *p;
+
+			for (p = rest; colon != NULL && p < colon; p++)
+				if (*p == '.')
+					name = p + 1;
+			if (colon != NULL && colon > name) {
+				char *field = xstrndup(name, (size_t)(colon - name));
+				size_t f = json_key_at(text, len, key_off + 1, field);
+
+				if (f != (size_t)-1)
+					at = f;
+				free(field);
+			}
+		}
+		if (key_off != (size_t)-1)
+			buf_appendf(errs, "%s:%d: \"%s\": %.*s\n", path, json_line_of(text, at), key,
+			            (int)(nl - rest), rest);
+		else
 			buf_appendf(errs, "%s: \"%s\": %.*s\n", path, key, (int)(nl - rest), rest);
-		} else
-			buf_appendf(errs, "%s: \"%s\": %.*s\n", path, key, (int)(nl - line), line);
 		line = *nl != '\0' ? nl + 1 : nl;
 	}
 }
+
+#define SHAPING_JSON_MAX (64u << 20) /* a shaping file larger than this is a mistake */
 
 int
 egress_shaping_load_json(struct egress_shaping *sh, const char *path, struct buf *errs)
@@ -1739,18 +1809,51 @@ egress_shaping_load_json(struct egress_shaping *sh, const char *path, struct buf
 	json_error_t jerr;
 	json_t *root, *v;
 	const char *key;
+	struct buf text;
+	FILE *fp;
 	int bad = 0;
 
-	root = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
+	fp = fopen(path, "r");
+	if (fp == NULL) {
+		buf_appendf(errs, "%s:0: %s\n", path, strerror(errno));
+		return 1;
+	}
+	buf_init(&text, SHAPING_JSON_MAX);
+	for (;;) {
+		char *p = buf_reserve(&text, 65536);
+		size_t n;
+
+		if (p == NULL) {
+			buf_appendf(errs, "%s:0: larger than %u MiB\n", path, SHAPING_JSON_MAX >> 20);
+			fclose(fp);
+			buf_release(&text);
+			return 1;
+		}
+		n = fread(p, 1, 65536, fp);
+		buf_commit(&text, n);
+		if (n < 65536)
+			break;
+	}
+	if (ferror(fp)) {
+		buf_appendf(errs, "%s:0: read: %s\n", path, strerror(errno));
+		fclose(fp);
+		buf_release(&text);
+		return 1;
+	}
+	fclose(fp);
+	root = json_loadb(text.data != NULL ? text.data : "", text.len, JSON_REJECT_DUPLICATES, &jerr);
 	if (root == NULL) {
-		buf_appendf(errs, "%s:%d: %s\n", path, jerr.line, jerr.text);
+		buf_appendf(errs, "%s:%d: %s (strict JSON: no comments, no trailing commas)\n", path,
+		            jerr.line, jerr.text);
+		buf_release(&text);
 		return 1;
 	}
 	if (!json_is_object(root)) {
 		buf_appendf(
-		    errs, "%s: want an object { \"default\": { ... }, \"example.com\": { ... } }\n",
+		    errs, "%s:1: want an object { \"default\": { ... }, \"example.com\": { ... } }\n",
 		    path);
 		json_decref(root);
+		buf_release(&text);
 		return 1;
 	}
 	json_object_foreach(root, key, v)
@@ -1759,9 +1862,11 @@ egress_shaping_load_json(struct egress_shaping *sh, const char *path, struct buf
 		config_setting_t *entry;
 		struct buf tmp;
 		int n = 0;
+		size_t key_off = json_key_at(text.data, text.len, 0, key);
 
 		if (!json_is_object(v)) {
-			buf_appendf(errs, "%s: \"%s\": want an object of path keys\n", path, key);
+			buf_appendf(errs, "%s:%d: \"%s\": want an object of path keys\n", path,
+			            key_off != (size_t)-1 ? json_line_of(text.data, key_off) : 0, key);
 			bad++;
 			continue;
 		}
@@ -1815,6 +1920,10 @@ egress_shaping_load_json(struct egress_shaping *sh, const char *path, struct buf
 			}
 			if (n == 0) {
 				n += parse_domain_entry(&d, entry, &tmp);
+				free(d.where);
+				d.where = key_off != (size_t)-1
+				              ? xasprintf("%s:%d", path, json_line_of(text.data, key_off))
+				              : xstrdup(path);
 				for (j = 0; j < sh->ndomains && n == 0; j++)
 					if (strcmp(sh->domains[j].domain, d.domain) == 0) {
 						buf_appendf(&tmp,
@@ -1831,53 +1940,89 @@ egress_shaping_load_json(struct egress_shaping *sh, const char *path, struct buf
 					domain_release(&d);
 			}
 		}
-		json_errors(errs, &tmp, path, key);
+		json_errors(errs, &tmp, path, key, text.data, text.len, key_off);
 		bad += n;
 		buf_release(&tmp);
 		config_destroy(&c);
 	}
 	json_decref(root);
+	buf_release(&text);
 	return bad;
 }
 
-void
+int
 egress_shaping_set_site(struct egress_shaping *sh, const char *domain, const char *site)
 {
 	size_t i;
+	int changed = 0;
 
+	for (i = 0; i < sh->ndomains; i++) {
+		struct egress_shaping_domain *d = &sh->domains[i];
+
+		if (strcasecmp(d->domain, domain) != 0)
+			continue;
+		if ((d->site_name == NULL) != (site == NULL) ||
+		    (site != NULL && strcmp(d->site_name, site) != 0))
+			changed = 1;
+		free(d->site_name);
+		d->site_name = site != NULL ? xstrdup(site) : NULL;
+	}
+	return changed;
+}
+
+const struct egress_shaping_domain *
+egress_shaping_own_domain(const struct egress_shaping *sh, const char *domain)
+{
+	size_t i;
+
+	if (domain == NULL)
+		return NULL;
 	for (i = 0; i < sh->ndomains; i++)
-		if (strcasecmp(sh->domains[i].domain, domain) == 0) {
-			free(sh->domains[i].site_name);
-			sh->domains[i].site_name = site != NULL ? xstrdup(site) : NULL;
-		}
+		if (!sh->domains[i].mx_rollup && strcasecmp(sh->domains[i].domain, domain) == 0)
+			return &sh->domains[i];
+	return NULL;
 }
 
 int
 egress_shaping_check_sites(const struct egress_shaping *sh, char **err_r)
 {
+	struct buf b;
 	size_t i, j;
+	int bad = 0;
 
+	buf_init(&b, 0);
 	for (i = 0; i < sh->ndomains; i++) {
 		const struct egress_shaping_domain *a = &sh->domains[i];
 
 		if (!a->mx_rollup || a->site_name == NULL)
 			continue;
 		for (j = i + 1; j < sh->ndomains; j++) {
-			const struct egress_shaping_domain *b = &sh->domains[j];
+			const struct egress_shaping_domain *b2 = &sh->domains[j];
 
-			if (!b->mx_rollup || b->site_name == NULL ||
-			    strcmp(a->site_name, b->site_name) != 0)
+			if (!b2->mx_rollup || b2->site_name == NULL ||
+			    strcmp(a->site_name, b2->site_name) != 0)
 				continue;
-			if (err_r != NULL)
-				*err_r =
-				    xasprintf("shaping: domain \"%s\" belongs to site %s, which "
-				              "domain \"%s\" already configures; set mx_rollup = "
-				              "false on \"%s\" to shape it on its own",
-				              b->domain, b->site_name, a->domain, b->domain);
-			return KUMO_EINVAL;
+			bad++;
+			buf_appendf(&b,
+			            "%s: shaping: domain \"%s\" belongs to site %s, which domain \"%s\"%s%s%s "
+			            "already configures; set mx_rollup = false on \"%s\" to shape it on its "
+			            "own\n",
+			            b2->where != NULL ? b2->where : "shaping", b2->domain, b2->site_name,
+			            a->domain, a->where != NULL ? " (" : "", a->where != NULL ? a->where : "",
+			            a->where != NULL ? ")" : "", b2->domain);
 		}
 	}
-	return 0;
+	if (bad == 0) {
+		buf_release(&b);
+		return 0;
+	}
+	if (b.len > 0 && b.data[b.len - 1] == '\n')
+		b.data[--b.len] = '\0';
+	if (err_r != NULL)
+		*err_r = buf_steal(&b, NULL);
+	else
+		buf_release(&b);
+	return KUMO_EINVAL;
 }
 
 static void

@@ -275,6 +275,7 @@ struct egress_shaping_domain {
 	int mx_rollup;   /* default 1 */
 	char *site_name; /* the entry's site, once known (set by the caller) */
 	char *origin;    /* "site:yahoo.com", or "domain:foo.com" when mx_rollup = false */
+	char *where;     /* "kumod.conf:42" or "shaping.json:7": where the entry is defined */
 	struct egress_path path;
 	struct egress_shaping_source *sources;
 	size_t nsources;
@@ -296,17 +297,24 @@ int egress_shaping_parse(struct egress_shaping *sh, const config_setting_t *grou
  * top of sh: "default" merges into sh->deflt, every other member is a
  * domain entry (its name the domain; mx_rollup; "sources": { "ip-1": {
  * ... } }). The keys and checks are those of the libconfig form. Problems
- * are appended to errs as `file: "yahoo.com": key: problem` (JSON syntax
- * errors as file:line). Returns the number of problems.
+ * are appended to errs as `file:line: "yahoo.com": key: problem`, the line
+ * being that of the key in the file. Returns the number of problems.
  */
 int egress_shaping_load_json(struct egress_shaping *sh, const char *path, struct buf *errs);
-/* Set the site of every domain entry for domain (after its MX lookup). */
-void egress_shaping_set_site(struct egress_shaping *sh, const char *domain, const char *site);
+/*
+ * Set the site of every domain entry for domain (after its MX lookup).
+ * Returns 1 if that changed an entry's site, else 0.
+ */
+int egress_shaping_set_site(struct egress_shaping *sh, const char *domain, const char *site);
+/* The entry for exactly this domain with mx_rollup = false, or NULL. */
+const struct egress_shaping_domain *egress_shaping_own_domain(const struct egress_shaping *sh,
+                                                              const char *domain);
 /*
  * Seed 002: configuring a domain that belongs to another configured site
  * without mx_rollup = false is an error. After set_site, 0 if no two
  * mx_rollup entries share a site; else KUMO_EINVAL and, if err_r is not
- * NULL, *err_r names both entries (allocated; caller frees).
+ * NULL, *err_r names both entries and where they are defined, one line per
+ * conflict (allocated; caller frees).
  */
 int egress_shaping_check_sites(const struct egress_shaping *sh, char **err_r);
 /*

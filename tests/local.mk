@@ -93,6 +93,7 @@ kumod_integration = \
 	tests/integration/kumod-crash.sh \
 	tests/integration/kumod-signals.sh \
 	tests/integration/kumod-shaping.sh \
+	tests/integration/kumod-shaping-seed.sh \
 	tests/integration/kumod-tlspolicy.sh \
 	tests/integration/kumod-control.sh \
 	tests/integration/kumod-egress.sh \
