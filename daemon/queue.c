@@ -1228,6 +1228,8 @@ conn_proxy_params(const struct ready_queue *rq, struct smtp_client_params *p)
 		p->proxy = SMTP_PROXY_SOCKS5;
 		p->proxy_server = (const struct sockaddr *)&s->socks5_proxy_sa;
 		p->proxy_source = (const struct sockaddr *)&s->socks5_proxy_source_sa;
+		p->proxy_username = s->socks5_proxy_username;
+		p->proxy_password = s->socks5_proxy_password.data;
 	}
 }
 

@@ -1124,6 +1124,8 @@ egress_source_release(struct egress_source *s)
 	free(s->ha_proxy_source_address);
 	free(s->socks5_proxy_server);
 	free(s->socks5_proxy_source_address);
+	free(s->socks5_proxy_username);
+	keysource_release(&s->socks5_proxy_password);
 	memset(s, 0, sizeof(*s));
 }
 
@@ -1144,6 +1146,9 @@ egress_source_copy(struct egress_source *dst, const struct egress_source *src)
 	dst->ha_proxy_source_address = dup_or_null(src->ha_proxy_source_address);
 	dst->socks5_proxy_server = dup_or_null(src->socks5_proxy_server);
 	dst->socks5_proxy_source_address = dup_or_null(src->socks5_proxy_source_address);
+	dst->socks5_proxy_username = dup_or_null(src->socks5_proxy_username);
+	memset(&dst->socks5_proxy_password, 0, sizeof(dst->socks5_proxy_password));
+	keysource_copy(&dst->socks5_proxy_password, &src->socks5_proxy_password);
 }
 
 static int
@@ -1275,7 +1280,21 @@ egress_source_parse(struct egress_source *s, const config_setting_t *group, stru
 		else if (strcmp(key, "socks5_proxy_source_address") == 0)
 			bad += source_addr(m, 0, &s->socks5_proxy_source_address,
 			                   &s->socks5_proxy_source_sa, errs);
-		else if (strcmp(key, "ehlo_domain") == 0) {
+		else if (strcmp(key, "socks5_proxy_username") == 0) {
+			/* RFC 1929: 1 to 255 octets */
+			if (str == NULL || *str == '\0' || strlen(str) > 255) {
+				egress_config_error(errs, m, "want a user name of 1 to 255 bytes");
+				bad++;
+			} else
+				s->socks5_proxy_username = xstrdup(str);
+		} else if (strcmp(key, "socks5_proxy_password") == 0) {
+			if (get_keysource(m, &s->socks5_proxy_password, errs) != 0)
+				bad++;
+			else if (strlen(s->socks5_proxy_password.data) > 255) {
+				egress_config_error(errs, m, "a SOCKS5 password is at most 255 bytes (RFC 1929)");
+				bad++;
+			}
+		} else if (strcmp(key, "ehlo_domain") == 0) {
 			if (str == NULL || *str == '\0') {
 				egress_config_error(errs, m, "want a non-empty string");
 				bad++;
@@ -1315,6 +1334,18 @@ egress_source_parse(struct egress_source *s, const config_setting_t *group, stru
 		egress_config_error(
 		    errs, group,
 		    "socks5_proxy_server and socks5_proxy_source_address must be set together");
+		bad++;
+	}
+	if ((config_setting_get_member(group, "socks5_proxy_username") != NULL) !=
+	    (config_setting_get_member(group, "socks5_proxy_password") != NULL)) {
+		egress_config_error(
+		    errs, group,
+		    "socks5_proxy_username and socks5_proxy_password must be set together");
+		bad++;
+	} else if (config_setting_get_member(group, "socks5_proxy_username") != NULL &&
+	           config_setting_get_member(group, "socks5_proxy_server") == NULL) {
+		egress_config_error(errs, group,
+		                    "socks5_proxy_username needs socks5_proxy_server");
 		bad++;
 	}
 	if ((config_setting_get_member(group, "ha_proxy_server") != NULL ||

@@ -221,6 +221,9 @@ struct egress_source {
 	struct sockaddr_storage socks5_proxy_sa;
 	char *socks5_proxy_source_address;
 	struct sockaddr_storage socks5_proxy_source_sa;
+	/* RFC 1929 username/password for the SOCKS5 proxy (both or neither); NULL: none */
+	char *socks5_proxy_username;
+	struct egress_keysource socks5_proxy_password;
 };
 
 void egress_source_init(struct egress_source *s, const char *name);

@@ -55,6 +55,7 @@ struct smtp_client {
 	enum smtp_proxy_kind proxy;
 	struct sockaddr_storage proxy_server, proxy_source;
 	int has_proxy_source;
+	char *proxy_username, *proxy_password; /* SOCKS5 RFC 1929 */
 	struct socks5_client socks;
 	char *id;
 	size_t max_reply_bytes;
@@ -873,6 +874,10 @@ client_on_close(struct conn *conn, void *arg)
 		memset(c->auth_password, 0, strlen(c->auth_password));
 	free(c->auth_username);
 	free(c->auth_password);
+	if (c->proxy_password != NULL)
+		memset(c->proxy_password, 0, strlen(c->proxy_password));
+	free(c->proxy_username);
+	free(c->proxy_password);
 	free(c->id);
 	free(c->peer_name);
 	free(c->err_text);
@@ -944,7 +949,8 @@ proxy_start(struct smtp_client *c)
 		return;
 	}
 	addr_ip((const struct sockaddr *)&c->peer, ip, sizeof(ip));
-	r = socks5_init(&c->socks, ip, addr_port((const struct sockaddr *)&c->peer), NULL, NULL);
+	r = socks5_init(&c->socks, ip, addr_port((const struct sockaddr *)&c->peer), c->proxy_username,
+			c->proxy_password);
 	if (r == 0 && c->has_proxy_source) {
 		addr_ip((const struct sockaddr *)&c->proxy_source, src, sizeof(src));
 		r = socks5_set_source(&c->socks, src);
@@ -1052,6 +1058,10 @@ smtp_client_new(uv_loop_t *loop, const struct smtp_client_params *p, const struc
 								     : sizeof(struct sockaddr_in);
 			memcpy(&c->proxy_source, p->proxy_source, len);
 			c->has_proxy_source = 1;
+		}
+		if (p->proxy_username != NULL && p->proxy_password != NULL) {
+			c->proxy_username = xstrdup(p->proxy_username);
+			c->proxy_password = xstrdup(p->proxy_password);
 		}
 	}
 	memcpy(c->timeout_ms, p->timeout_ms, sizeof(c->timeout_ms));

@@ -111,6 +111,9 @@ struct smtp_client_params {
 	enum smtp_proxy_kind proxy;
 	const struct sockaddr *proxy_server;
 	const struct sockaddr *proxy_source;
+	/* SOCKS5: RFC 1929 username/password (both or neither; copied); NULL: no auth offered */
+	const char *proxy_username;
+	const char *proxy_password;
 	const char *session_id;		 /* for trace lines; NULL: "c<number>" generated */
 	size_t max_reply_bytes;		 /* cap on buffered input; 0: CONN_READ_MAX_DEFAULT */
 	/*

@@ -64,6 +64,14 @@ fi
 pids+=("$!")
 wait_until 10 test -s "$work/s5.port" || echo "# socks5-server.py did not start: $(cat "$work/s5.out")"
 s5port=$(head -1 "$work/s5.port" 2>/dev/null)
+# The same lab proxy demanding RFC 1929 username/password.
+printf 'kumo:s5-secret\n' >"$work/s5users"
+printf 's5-secret\n' >"$work/s5pw"
+/usr/bin/python3 "$top/tests/lab/socks5-server.py" --port-file "$work/s5a.port" --log "$work/s5a.log" \
+	--users "$work/s5users" --lifetime 300 >"$work/s5a.out" 2>&1 &
+pids+=("$!")
+wait_until 10 test -s "$work/s5a.port" || echo "# socks5-server.py --users did not start: $(cat "$work/s5a.out")"
+s5aport=$(head -1 "$work/s5a.port" 2>/dev/null)
 
 KUMOD_PORT=$(free_port)
 sock=$work/control.sock
@@ -78,17 +86,23 @@ pidfile = "$work/kumod.pid";
 hostname = "kumod.test";
 shutdown_timeout = 5;
 control = { socket = "$sock"; };
-dns = { local_data = [ $(for d in rate crate slow auth authclear authclearok hap dante dantedown s5 prio rustls; do mx $d.test; done)
+dns = { local_data = [ $(for d in rate crate slow auth authclear authclearok hap dante dantedown s5 s5auth s5bad prio rustls; do mx $d.test; done)
                        "unused.test. A 127.0.0.1" ]; };
 sources = (
   { name = "hap"; ha_proxy_server = "127.0.0.1:$p_hap"; ha_proxy_source_address = "192.0.2.7"; },
   { name = "dante"; socks5_proxy_server = "127.0.0.1:${dport:-9}"; socks5_proxy_source_address = "0.0.0.0"; },
-  { name = "s5"; socks5_proxy_server = "127.0.0.1:${s5port:-9}"; socks5_proxy_source_address = "127.0.0.3"; }
+  { name = "s5"; socks5_proxy_server = "127.0.0.1:${s5port:-9}"; socks5_proxy_source_address = "127.0.0.3"; },
+  { name = "s5auth"; socks5_proxy_server = "127.0.0.1:${s5aport:-9}"; socks5_proxy_source_address = "0.0.0.0";
+    socks5_proxy_username = "kumo"; socks5_proxy_password = { key_file = "$work/s5pw"; }; },
+  { name = "s5bad"; socks5_proxy_server = "127.0.0.1:${s5aport:-9}"; socks5_proxy_source_address = "0.0.0.0";
+    socks5_proxy_username = "kumo"; socks5_proxy_password = { key_data = "wrong"; }; }
 );
 pools = (
   { name = "hap"; entries = ( { name = "hap"; } ); },
   { name = "dante"; entries = ( { name = "dante"; } ); },
-  { name = "s5"; entries = ( { name = "s5"; } ); }
+  { name = "s5"; entries = ( { name = "s5"; } ); },
+  { name = "s5auth"; entries = ( { name = "s5auth"; } ); },
+  { name = "s5bad"; entries = ( { name = "s5bad"; } ); }
 );
 queues = {
   default = { retry_interval = "2s"; max_age = "10min"; };
@@ -96,7 +110,9 @@ queues = {
     { domain = "hap.test"; egress_pool = "hap"; retry_interval = "2s"; },
     { domain = "dante.test"; egress_pool = "dante"; retry_interval = "2s"; },
     { domain = "dantedown.test"; egress_pool = "dante"; retry_interval = "1min"; },
-    { domain = "s5.test"; egress_pool = "s5"; retry_interval = "2s"; }
+    { domain = "s5.test"; egress_pool = "s5"; retry_interval = "2s"; },
+    { domain = "s5auth.test"; egress_pool = "s5auth"; retry_interval = "2s"; },
+    { domain = "s5bad.test"; egress_pool = "s5bad"; retry_interval = "1min"; }
   );
 };
 shaping = {
@@ -119,7 +135,9 @@ shaping = {
       rustls_cipher_suites = [ "TLS13_CHACHA20_POLY1305_SHA256" ]; },
     { domain = "dante.test"; smtp_port = $p_socks; },
     { domain = "dantedown.test"; smtp_port = $(free_port); },
-    { domain = "s5.test"; smtp_port = $p_socks; }
+    { domain = "s5.test"; smtp_port = $p_socks; },
+    { domain = "s5auth.test"; smtp_port = $p_socks; },
+    { domain = "s5bad.test"; smtp_port = $p_socks; }
   );
 };
 EOF
@@ -238,6 +256,18 @@ if [ -n "$s5port" ]; then
 	check "s5.test: the lab proxy logged BIND 127.0.0.3 then CONNECT" \
 		sh -c "grep -q 'BIND 127.0.0.3' '$work/s5.log' && grep -q 'CONNECT 127.0.0.1:$p_socks' '$work/s5.log'"
 fi
+if [ -n "$s5aport" ]; then
+	inject s5auth.test 2 1
+	inject s5bad.test 1 1
+	check "s5auth.test: 2 arrive through the proxy that demands a password" wait_until 30 sh -c "[ \$(grep -El 'X-Sink-Rcpt-To: <[0-9]*u@s5auth.test>' '$work'/socks.d/* 2>/dev/null | wc -l) -ge 2 ]"
+	check "s5auth.test: the proxy logged the RFC 1929 user (key_file password) ok" grep -q 'AUTH kumo ok' "$work/s5a.log"
+	check "s5bad.test: a wrong password is a TransientFailure naming SOCKS5 authentication" \
+		wait_until 20 sh -c "cat '$work'/logs/*.jsonl | jq -r 'select(.type == \"TransientFailure\" and (.recipient | endswith(\"@s5bad.test\"))) | .response.content' | grep -qi 'SOCKS5.*auth'"
+	check "s5bad.test: nothing reached the sink" sh -c "! grep -qEl 'X-Sink-Rcpt-To: <[0-9]*u@s5bad.test>' '$work'/socks.d/* 2>/dev/null"
+else
+	failed=$((failed + 1))
+	echo "not ok - socks5-server.py --users started"
+fi
 
 # Let 20 s pass since the injection: at retry_interval 2s without backoff that is ~10 tries.
 left=$((t_authclear + 20 - $(date +%s)))
@@ -253,6 +283,6 @@ check_eq "tls_priority (TLS 1.2, AES-128-GCM only): the sink saw" "$(tls_of prio
 check "tls_priority: the suite is an AES-128-GCM one ($(tls_of prio.test))" sh -c "tls=\"$(tls_of prio.test)\"; case \$tls in *AES_128_GCM*) exit 0;; *) exit 1;; esac"
 check_eq "rustls_cipher_suites TLS13_CHACHA20_POLY1305_SHA256: the sink saw" "$(tls_of rustls.test)" "TLS1.3 TLS_CHACHA20_POLY1305_SHA256"
 
-check "spool empties (only authclear.test's 2 and dantedown.test's 1 remain)" \
-	wait_until 10 sh -c "[ \$(ls -A '$work/spool' | wc -l) -le 3 ]"
+check "spool empties (only authclear.test's 2, dantedown.test's 1 and s5bad.test's 1 remain)" \
+	wait_until 10 sh -c "[ \$(ls -A '$work/spool' | wc -l) -le 4 ]"
 finish

@@ -1020,7 +1020,15 @@ test_source_errors(void)
 	     1, "s: a source uses an HA proxy or a SOCKS5 proxy, not both"},
 	    {"source_address = \"10.0.0.1\";", 1, "s: name: a source needs a name"},
 	    {"name = \"a\"; socks5_proxy_username = \"u\";", 1,
-	     "s.socks5_proxy_username: unknown key"},
+	     "s: socks5_proxy_username and socks5_proxy_password must be set together"},
+	    {"name = \"a\"; socks5_proxy_username = \"u\"; socks5_proxy_password = { key_data = \"p\"; };",
+	     1, "s: socks5_proxy_username needs socks5_proxy_server"},
+	    {"name = \"a\"; socks5_proxy_server = \"10.0.0.1:1080\"; socks5_proxy_source_address = "
+	     "\"0.0.0.0\"; socks5_proxy_username = \"\"; socks5_proxy_password = { key_data = \"p\"; };",
+	     1, "s.socks5_proxy_username: want a user name of 1 to 255 bytes"},
+	    {"name = \"a\"; socks5_proxy_server = \"10.0.0.1:1080\"; socks5_proxy_source_address = "
+	     "\"0.0.0.0\"; socks5_proxy_username = \"u\"; socks5_proxy_password = \"p\";",
+	     1, "s.socks5_proxy_password: want a keysource"},
 	};
 	size_t i;
 
