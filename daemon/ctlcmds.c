@@ -649,9 +649,23 @@ cmd_inspect_ready(struct control_session *s, json_int_t id, json_t *args, void *
 			      "connections", (json_int_t)r->connections, "queued",
 			      (json_int_t)r->queued, "delivered", (json_int_t)r->delivered,
 			      "transient", (json_int_t)r->transient, "consecutive_failures",
-			      (json_int_t)r->consecutive_failures, "next_due_in", (json_int_t)0,
+			      (json_int_t)r->consecutive_failures, "next_due_in", secs(r->next_due_in),
 			      "throttle", thr, "config", path_object(r->path), "last_error",
 			      r->hosts_error ? json_string(r->hosts_error) : json_null());
+	{
+		size_t nc, j;
+		struct conn_info *ci = queue_ready_conns(r->name, &nc);
+		json_t *ca = json_array();
+
+		for (j = 0; j < nc; j++)
+			json_array_append_new(
+				ca, json_pack("{s:s,s:s,s:I,s:o}", "state", ci[j].state, "host",
+					      ci[j].host, "deliveries", (json_int_t)ci[j].deliveries,
+					      "message", ci[j].msg_id != NULL ? json_string(ci[j].msg_id)
+									: json_null()));
+		json_object_set_new(*result_r, "connection_states", ca);
+		free(ci);
+	}
 	free(rq);
 	return CONTROL_DONE;
 }
@@ -687,6 +701,8 @@ cmd_inspect_msg(struct control_session *s, json_int_t id, json_t *args, void *ar
 			      m->where == MSG_SCHEDULED ? secs(queue_secs_until(m->due_ms))
 							: (json_int_t)0,
 			      "last_error", "where", queue_where_str(m->where));
+	json_object_set_new(*result_r, "last_error",
+			    m->last_error != NULL ? json_string(m->last_error) : json_null());
 	return CONTROL_DONE;
 }
 

@@ -146,6 +146,7 @@ struct msg {
 	struct ready_queue *rq;
 	struct msg *next, *prev; /* ready queue / routing lists */
 	int spooled;		 /* a spool file exists */
+	char *last_error;	 /* the last TransientFailure: "451 4.7.1 text"; NULL: none */
 };
 
 struct msg *msg_new(void);
@@ -424,7 +425,17 @@ struct rq_info {
 	const char *status; /* active, suspended, throttled, delayed, idle */
 	const struct egress_path *path;
 	const char *hosts_error;
+	double next_due_in; /* seconds until the queue dispatches again (a throttle or retry wait) */
 };
+/* One outbound connection of a ready queue, for inspect-ready-q. */
+struct conn_info {
+	const char *state; /* smtp_client state word, or "idle" between messages */
+	char host[300];	   /* "mx.example.test 192.0.2.1:25", or "" before a host is chosen */
+	unsigned deliveries; /* transactions on this connection so far */
+	const char *msg_id;  /* the message in flight, or NULL */
+};
+/* The connections of ready queue `name` (allocated; NULL and 0 if none or unknown). */
+struct conn_info *queue_ready_conns(const char *name, size_t *n_r);
 struct sq_info {
 	char *name, *domain, *tenant, *campaign; /* owned by the array */
 	size_t queued;

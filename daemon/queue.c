@@ -66,6 +66,7 @@ struct oconn {
 	size_t host; /* index into rq->hosts of the current attempt */
 	int ready;   /* the session reached `ready` */
 	int quitting;
+	int stale; /* made under an older path config: no new message after the current one */
 	unsigned deliveries;
 	struct msg *m; /* in flight */
 	struct smtp_txn txn;
@@ -299,10 +300,21 @@ rules_for(const struct msg *m)
 	return kconf_queue_for(K->conf, m->queue, m->tenant, m->domain);
 }
 
+/* Remember a transient failure for inspect-message. */
+static void
+msg_set_error(struct msg *m, int code, const char *enh, const char *text)
+{
+	free(m->last_error);
+	m->last_error = xasprintf("%d%s%s %s", code, enh != NULL && *enh ? " " : "", enh != NULL ? enh : "",
+				  text != NULL ? text : "");
+}
+
 static void
 log_all(struct msg *m, enum jlog_kind kind, int code, const char *enh, const char *text,
 	const struct ready_queue *rq, const char *peer)
 {
+	if (kind == JLOG_TRANSIENT)
+		msg_set_error(m, code, enh, text);
 	struct jlog_rec r = {.kind = kind, .m = m, .code = code, .enhanced = enh, .text = text,
 			     .site = rq != NULL ? rq->site : NULL,
 			     .source = rq != NULL ? rq->source_name : NULL, .peer_address = peer};
@@ -997,7 +1009,8 @@ oc_next(struct oconn *oc)
 	uint64_t wait_ms = 0;
 	int r;
 
-	if (K->stopping || oc->deliveries >= (unsigned)rq->path.max_deliveries_per_connection ||
+	if (K->stopping || oc->stale ||
+	    oc->deliveries >= (unsigned)rq->path.max_deliveries_per_connection ||
 	    rq_admin_suspended(rq) || rq->path.suspended) {
 		oc_quit(oc);
 		return;
@@ -1107,6 +1120,7 @@ on_txn_done(struct smtp_client *c, const struct smtp_txn *txn, const struct smtp
 			rec.kind = JLOG_TRANSIENT;
 			K->transient++;
 			rq->transient++;
+			msg_set_error(m, rep->code, rep->enhanced, rec.text);
 		}
 		jlog_write(&rec);
 		if (cls == 2 || cls == 5) {
@@ -1644,6 +1658,9 @@ queue_ready_info(size_t *n_r)
 		i->path = &rq->path;
 		i->hosts_error = rq->hosts_error[0] ? rq->hosts_error : NULL;
 		i->next_permit_in = queue_secs_until(rq->throttled_until_ms);
+		i->next_due_in = rq->nmsgs == 0 ? 0
+				 : rq->wake_ms > 0 ? queue_secs_until(rq->wake_ms)
+						   : i->next_permit_in;
 		if (rq_admin_suspended(rq) || rq->path.suspended)
 			i->status = "suspended";
 		else if (rq->throttled_until_ms > now_ms())
@@ -1654,6 +1671,40 @@ queue_ready_info(size_t *n_r)
 			i->status = "active";
 		else
 			i->status = "idle";
+	}
+	*n_r = n;
+	return a;
+}
+
+struct conn_info *
+queue_ready_conns(const char *name, size_t *n_r)
+{
+	struct ready_queue *rq;
+	struct oconn *oc;
+	struct conn_info *a;
+	size_t n = 0;
+
+	*n_r = 0;
+	for (rq = rqs; rq != NULL && strcmp(rq->name, name) != 0; rq = rq->next)
+		;
+	if (rq == NULL || rq->nconns == 0)
+		return NULL;
+	a = xcalloc(rq->nconns, sizeof(*a));
+	for (oc = rq->conns; oc != NULL && n < rq->nconns; oc = oc->next) {
+		struct conn_info *ci = &a[n++];
+
+		if (oc->client == NULL)
+			ci->state = oc->quitting ? "closing" : "waiting";
+		else if (oc->ready && oc->m == NULL)
+			ci->state = "idle";
+		else
+			ci->state = smtp_client_state_str(smtp_client_state(oc->client));
+		if (oc->host < rq->nhosts && rq->hosts != NULL)
+			snprintf(ci->host, sizeof(ci->host), "%s %s", rq->hosts[oc->host].name,
+				 oc->client != NULL ? smtp_client_peer_str(oc->client)
+						    : rq->hosts[oc->host].text);
+		ci->deliveries = oc->deliveries;
+		ci->msg_id = oc->m != NULL ? oc->m->id : NULL;
 	}
 	*n_r = n;
 	return a;
@@ -1924,6 +1975,18 @@ rq_rebuild_paths(void)
 
 	for (rq = rqs; rq != NULL; rq = rq->next) {
 		const struct egress_source *src = kconf_source(K->conf, rq->source_name);
+		struct oconn *oc;
+
+		/*
+		 * Connections were made with the old settings (port, TLS mode,
+		 * source, EHLO name): idle ones close now, busy ones after their
+		 * message, so the next message goes out as the new config says.
+		 */
+		for (oc = rq->conns; oc != NULL; oc = oc->next) {
+			oc->stale = 1;
+			if (oc->m == NULL && oc->ready)
+				oc_quit(oc);
+		}
 		struct throttle_spec old_conn = rq->path.max_connection_rate;
 		struct throttle_spec old_msg = rq->path.max_message_rate;
 

@@ -166,6 +166,7 @@ msg_free(struct msg **mp)
 	free(m->campaign);
 	free(m->queue);
 	free(m->peer);
+	free(m->last_error);
 	blob_unref(&m->data);
 	free(m);
 	*mp = NULL;

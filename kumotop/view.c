@@ -282,8 +282,11 @@ detail_lines(struct kt_app *app, char **lines, size_t max)
 			free(t);
 		}
 	}
-	/* Connection states: an array of objects when the daemon gives them. */
-	if (json_is_array(v = json_object_get(in, "connections"))) {
+	/* Connection states: kumod's "connection_states" (an older server: "connections" as an array). */
+	v = json_object_get(in, "connection_states");
+	if (!json_is_array(v))
+		v = json_object_get(in, "connections");
+	if (json_is_array(v)) {
 		ADD("  connections (%zu):", json_array_size(v));
 		json_array_foreach(v, i, item)
 		{

@@ -133,6 +133,8 @@ check_eq "inspect-sched-q" "$(jq -r '.result | [.queued, .rules[0].kind, .rules[
 kc inspect-message "$first" >"$work/im.json"
 check_eq "inspect-message" "$(jq -r '.result | [.id, .sender, .recipients[0], .queue] | @tsv' "$work/im.json")" \
 	"$(printf '%s\ts@src.test\tu1@a.example.test\ta.example.test' "$first")"
+check_eq "inspect-message: last_error is the last TransientFailure" "$(jq -r .result.last_error "$work/im.json")" \
+	"451 4.4.5 Scheduled queue suspended by an operator: maintenance window"
 kc inspect-message 0000nosuchid >/dev/null
 check_eq "inspect-message unknown id fails" "$?" 1
 kc suspend-list >"$work/sl.json"
@@ -254,6 +256,30 @@ check "trace: only the asked site" sh -c "! grep -q 'mx.example.test' '$work/tra
 kill "$tpid" 2>/dev/null
 wait "$tpid" 2>/dev/null
 check "kumod still running after the tracer left" kill -0 "$KUMOD_PID"
+
+# --- inspect-ready-q: live connection states (a sink that takes 4 s to answer the dot) ---
+start_sink slow --delay DOT=4s
+SLOW_PORT=$SINK_PORT
+write_conf "$work/kumod.conf" "$KUMOD_PORT" "$SLOW_PORT" "" \
+	"control = { socket = \"$sock\"; max_clients = 4; };"
+check_eq "reload: the sink for this step is the slow one" "$(kc reload | jq -r .result.reloaded)" true
+kc inject --to 'cs{n}@c.other.test' --count 1 >"$work/cs.json"
+csid=$(jq -r .result.first_id "$work/cs.json")
+in_body() {
+	kc inspect-ready-q 'unspecified->mx.other.test' >"$work/irq2.json"
+	jq -e --arg id "$csid" '.result.connection_states | any(.state == "body" and .message == $id)' "$work/irq2.json" >/dev/null
+}
+check "a connection is in state body with the message in flight" wait_until 5 in_body
+check "... naming its host and address ($(jq -c '.result.connection_states[0]' "$work/irq2.json"))" \
+	jq -e ".result.connection_states[0].host | test(\"^mx.other.test 127.0.0.1:$SLOW_PORT\$\")" "$work/irq2.json"
+check_eq "... and the queue is not waiting" "$(jq -r .result.next_due_in "$work/irq2.json")" 0
+cs_done() { [ "$(saved_rcpts slow | grep -c '^cs1@c.other.test$')" -eq 1 ]; }
+check "the slow message is delivered" wait_until 10 cs_done
+cs_idle() {
+	kc inspect-ready-q 'unspecified->mx.other.test' >"$work/irq3.json"
+	jq -e '.result.connection_states | any(.state == "idle" and .deliveries >= 1 and .message == null)' "$work/irq3.json" >/dev/null
+}
+check "then the connection is idle, with its delivery counted" wait_until 5 cs_idle
 
 # --- a user other than root may not use the socket ---
 if command -v runuser >/dev/null; then
