@@ -324,8 +324,13 @@ on_idle(uv_timer_t *t)
 		s->idle_armed = 1;
 		return;
 	}
-	say(s, 421, "4.4.2", "%s Error: timeout exceeded", cfg.hostname);
 	sink_stats_event("idle_timeout");
+	if (s->st == ST_HANDSHAKE || s->st == ST_PROXY) {
+		/* No SMTP reply fits: clear text would corrupt a handshake, and no banner went out yet. */
+		session_close(s);
+		return;
+	}
+	say(s, 421, "4.4.2", "%s Error: timeout exceeded", cfg.hostname);
 	s->close_after_flush = 1;
 	flush(s);
 }

@@ -91,6 +91,15 @@ out=$(chat "1|" "1|EHLO x\r\n" "1|MAIL FROM:<a@b>\r\n")
 check "--require-tls: MAIL before STARTTLS gets 530 5.7.0" has '530 5.7.0' "$out"
 stop_sink
 
+# A client that stalls the handshake after 220: the idle timeout closes it
+# without writing a clear-text 421 into what should be a TLS stream.
+start_sink stall --listen 127.0.0.1:0 --timeout 1s || exit 1
+out=$(chat "1|" "1|EHLO x\r\n" "1|STARTTLS\r\n" "eof")
+check "stalled TLS handshake: 220, then closed" has '^<EOF>' "$out"
+check "stalled TLS handshake: no clear-text 421 after the 220" hasnt '421' "$out"
+check_eq "stalled TLS handshake: counted as an idle timeout" "$(stats 'd["events"].get("idle_timeout")')" 1
+stop_sink
+
 start_sink auth --listen 127.0.0.1:0 --auth-users "$work/users" --require-auth || exit 1
 out=$(chat "1|" "1|EHLO x\r\n" "1|MAIL FROM:<a@b>\r\n" "1|AUTH PLAIN AGFsaWNlAHMzY3JldA==\r\n" \
 	"1|MAIL FROM:<a@b>\r\n" "1|AUTH LOGIN\r\n" "1|RSET\r\n" "1|AUTH CRAM-MD5\r\n")
