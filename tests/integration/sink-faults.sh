@@ -1,6 +1,7 @@
 # sink-faults.sh: every smtp-sink fault option, observed from a client:
 # --delay (timed), --reply with @PERCENT and --seed (repeatable), --disconnect,
-# --421, --abort-data and the banner variants.
+# --421, --abort-data and the banner variants; faults on every verb (HELO,
+# STARTTLS, AUTH, BDAT, RSET, QUIT too) and --delay with a percentage.
 . "$(cd "$(dirname "$0")" && pwd)/sink-common.sh"
 
 # at LINE-REGEX TEXT: the [seconds] stamp of the first line matching the regex
@@ -76,6 +77,36 @@ start_sink q421 --listen 127.0.0.1:0 --421 DATA || exit 1
 out=$(chat "1|" "1|HELO x\r\n" "3|MAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\nDATA\r\n" eof)
 check "--421 DATA: 421 then close" has '421 4.3.0 sink.test' "$out"
 check "--421 DATA: the connection closes" has '<EOF>' "$out"
+stop_sink
+
+# --- faults on the other verbs: HELO, STARTTLS, AUTH, BDAT, RSET, QUIT ---
+printf 'alice:s3cret\n' >"$work/users"
+start_sink verbs --listen 127.0.0.1:0 --auth-users "$work/users" \
+	--reply 'HELO=554 5.7.1 helo refused' --reply 'STARTTLS=454 4.7.0 TLS not today' \
+	--reply 'AUTH=454 4.7.0 auth unavailable' --reply 'BDAT=452 4.3.1 bdat refused' \
+	--reply 'RSET=451 4.3.0 rset refused' --reply 'QUIT=221 2.0.0 custom bye' || exit 1
+out=$(chat "1|" "1|HELO x\r\n" "1|EHLO x\r\n" "1|STARTTLS\r\n" "1|AUTH PLAIN AGFsaWNlAHMzY3JldA==\r\n" \
+	"1|MAIL FROM:<a@b>\r\n" "1|RCPT TO:<c@d>\r\n" "1|BDAT 5 LAST\r\nhello" "1|RSET\r\n" "1|QUIT\r\n" eof)
+for want in "554 5.7.1 helo refused" "454 4.7.0 TLS not today" "454 4.7.0 auth unavailable" \
+	"452 4.3.1 bdat refused" "451 4.3.0 rset refused" "221 2.0.0 custom bye"; do
+	check "--reply ${want%% *} on its verb: $want" has "] $want" "$out"
+done
+check_eq "--reply BDAT: the refused chunk is not a message" "$(stats 'd["messages"]')" 0
+stop_sink
+start_sink dropehlo --listen 127.0.0.1:0 --disconnect EHLO --421 HELO || exit 1
+out=$(chat "1|" "1|EHLO x\r\n")
+check "--disconnect EHLO: dropped without a reply" test "$(sed -n 2p <<<"$out")" = "<EOF>"
+out=$(chat "1|" "1|HELO x\r\n" eof)
+check "--421 HELO: 421 then close" has '421 4.3.0 sink.test' "$out"
+stop_sink
+# --delay with a percentage: @100 always waits, @0 never does
+start_sink pct --listen 127.0.0.1:0 --delay 'RSET=600ms@100' --delay 'MAIL=600ms@0' || exit 1
+out=$(chat "1|" "1|HELO x\r\n" "1|MAIL FROM:<a@b>\r\n" "1|RSET\r\n")
+t_mail=$(at '250 2.1.0' "$out")
+t_rset=$(at '250 2.0.0' "$out")
+check "--delay MAIL=600ms@0: never delayed ($t_mail)" between "$t_mail" 0 0.5
+check "--delay RSET=600ms@100: always delayed ($t_rset)" \
+	awk -v a="$t_mail" -v b="$t_rset" 'BEGIN { exit !(b - a >= 0.55) }'
 stop_sink
 
 # --- --abort-data ---
