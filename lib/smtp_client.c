@@ -321,12 +321,23 @@ send_cmd(struct smtp_client *c, const char *fmt, ...)
 	(void)conn_write(c->conn, NULL, 0); /* schedules the batch for the next loop turn */
 }
 
+/*
+ * Any octet >= 0x80 (BODY=8BITMIME)? Eight bytes at a time: on a 100 KB
+ * message the byte loop was the largest user-space cost of a relay.
+ */
 static int
 has_8bit(const char *p, size_t n)
 {
-	size_t i;
+	size_t i = 0;
 
-	for (i = 0; i < n; i++)
+	for (; i + 32 <= n; i += 32) {
+		uint64_t w[4];
+
+		memcpy(w, p + i, sizeof(w));
+		if (((w[0] | w[1] | w[2] | w[3]) & UINT64_C(0x8080808080808080)) != 0)
+			return 1;
+	}
+	for (; i < n; i++)
 		if ((unsigned char)p[i] >= 0x80)
 			return 1;
 	return 0;

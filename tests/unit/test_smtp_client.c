@@ -778,6 +778,36 @@ test_mail_params(void)
 			      "RCPT TO:<rcpt@example.test>\nDATA\nQUIT\n");
 	srv_free(&s);
 
+	/*
+	 * Long bodies (the scan goes a word at a time): one 8-bit octet at each
+	 * position of a 100-byte message, in the middle of a word or in the
+	 * tail, gives BODY=8BITMIME; the 7-bit body does not.
+	 */
+	{
+		char body[101], want[160];
+		size_t pos;
+
+		for (pos = 0; pos <= 100; pos += 7) {
+			memset(body, 'a', 100);
+			memcpy(body + 96, "\r\n\r\n", 4);
+			memcpy(body, "S: x\r\n\r\n", 8);
+			body[100] = '\0';
+			if (pos < 90 && pos >= 8)
+				body[pos] = (char)0xe9;
+			memset(&r, 0, sizeof(r));
+			txn_set(&r.txns[0], rcpt1, 1, body);
+			r.ntxn = 1;
+			session(&r, &s, NULL, &p, CN);
+			snprintf(want, sizeof(want), "MAIL FROM:<sender@example.org> SIZE=100%s\n",
+			         pos < 90 && pos >= 8 ? " BODY=8BITMIME" : "");
+			if (s.transcript.data == NULL || strstr(s.transcript.data, want) == NULL)
+				fprintf(stderr, "  8-bit octet at %zu: want \"%s\" in \"%s\"\n", pos, want,
+				        s.transcript.data ? s.transcript.data : "");
+			CU_ASSERT_TRUE(s.transcript.data != NULL && strstr(s.transcript.data, want) != NULL);
+			srv_free(&s);
+		}
+	}
+
 	/* The null sender. */
 	memset(&r, 0, sizeof(r));
 	txn_set(&r.txns[0], rcpt1, 1, msg);
