@@ -74,6 +74,7 @@ struct kconf {
 	size_t nmta_sts_connect_to;
 	double mta_sts_fetch_timeout; /* seconds */
 	double mta_sts_wait;	      /* seconds a connection waits for an uncached policy */
+	double mta_sts_recheck;	      /* seconds between checks of a domain's _mta-sts TXT */
 	/* egress */
 	struct egress_source *sources;
 	size_t nsources;

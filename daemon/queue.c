@@ -716,7 +716,19 @@ rq_policy_done(void *arg, const struct host_tls *const *tls, size_t n)
 	rq->hosts = hp->hosts;
 	rq->nhosts = kept;
 	free(hp);
-	rq->hosts_expire_ms = now_ms() + 60000;
+	/*
+	 * Hosts (and the TLS policy each carries) are reused for a minute, or
+	 * for mta_sts.recheck_interval if shorter, so that a new MTA-STS policy
+	 * applies no later than the check that found it.
+	 */
+	{
+		uint64_t keep = 60000;
+
+		if (rq->path.enable_mta_sts && K->conf->mta_sts_recheck > 0 &&
+		    K->conf->mta_sts_recheck * 1000 < keep)
+			keep = (uint64_t)(K->conf->mta_sts_recheck * 1000);
+		rq->hosts_expire_ms = now_ms() + keep;
+	}
 	if (kept == 0) {
 		rq->hosts_state = 3;
 		rq->hosts_error_code = 451;

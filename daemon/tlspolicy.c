@@ -60,7 +60,7 @@
 
 #include "kumod.h"
 
-#define STS_RECHECK_S 300 /* a domain's TXT record is checked at most this often */
+#define STS_RECHECK_S 300 /* default mta_sts.recheck_interval: TXT checked at most this often */
 #define STS_MAX_FETCHES 2 /* policy fetches on the thread pool at once */
 #define STS_MAX_DOMAINS 10000
 #define STS_DEFAULT_WAIT_S 2
@@ -481,7 +481,11 @@ sts_done(struct sts_dom *d)
 	struct req *w, *next;
 
 	d->busy = 0;
-	d->next_check_ms = uv_now(loop) + STS_RECHECK_S * 1000ULL;
+	d->next_check_ms =
+	    uv_now(loop) +
+	    (uint64_t)((kd.conf != NULL && kd.conf->mta_sts_recheck > 0 ? kd.conf->mta_sts_recheck
+	                                                                 : STS_RECHECK_S) *
+	               1000);
 	log_trace(LOG_TRACE_DNS, "MTA-STS %s: %s", d->domain, d->last);
 	w = d->waiters;
 	d->waiters = NULL;
@@ -1133,13 +1137,14 @@ int
 tlspolicy_parse_config(struct kconf *c, const config_setting_t *root, struct buf *errs)
 {
 	static const char *const tc_keys[] = {"ca_file", NULL};
-	static const char *const sts_keys[] = {"ca_file", "connect_to", "fetch_timeout", "wait",
+	static const char *const sts_keys[] = {"ca_file", "connect_to", "fetch_timeout", "wait", "recheck_interval",
 	                                       NULL};
 	const config_setting_t *g;
 	int bad = 0;
 
 	c->mta_sts_fetch_timeout = STS_DEFAULT_FETCH_TIMEOUT_S;
 	c->mta_sts_wait = STS_DEFAULT_WAIT_S;
+	c->mta_sts_recheck = STS_RECHECK_S;
 	if ((g = config_setting_get_member(root, "tls_client")) != NULL) {
 		if (!config_setting_is_group(g)) {
 			ERR(g, "want a group { ca_file = \"/etc/kumod/ca.pem\"; }");
@@ -1158,6 +1163,7 @@ tlspolicy_parse_config(struct kconf *c, const config_setting_t *root, struct buf
 			bad +=
 			    get_secs(g, "fetch_timeout", 1, 300, &c->mta_sts_fetch_timeout, errs);
 			bad += get_secs(g, "wait", 0, 60, &c->mta_sts_wait, errs);
+			bad += get_secs(g, "recheck_interval", 1, 86400, &c->mta_sts_recheck, errs);
 			bad += get_connect_to(c, g, errs);
 		}
 	}

@@ -95,6 +95,7 @@ kumod_integration = \
 	tests/integration/kumod-shaping.sh \
 	tests/integration/kumod-shaping-seed.sh \
 	tests/integration/kumod-tlspolicy.sh \
+	tests/integration/kumod-mtasts-refresh.sh \
 	tests/integration/kumod-control.sh \
 	tests/integration/kumod-egress.sh \
 	tests/integration/kumod-egress-tls.sh \

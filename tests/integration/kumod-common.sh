@@ -83,6 +83,28 @@ free_port() {
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
+# The helpers tests/lab/mkzone.sh expects (lib.sh has them for the other
+# suites), on this file's process list.
+start_bg() { # NAME CMD...: run in the background, output in $work/NAME.out; sets LAST_PID
+	local name=$1
+	shift
+	"$@" >"$work/$name.out" 2>&1 &
+	LAST_PID=$!
+	pids+=("$LAST_PID")
+}
+stop_pid() {
+	kill "$1" 2>/dev/null
+	for _ in $(seq 50); do kill -0 "$1" 2>/dev/null || break; sleep 0.1; done
+	kill -9 "$1" 2>/dev/null
+	return 0
+}
+quiet() { "$@" >/dev/null 2>&1; }
+wait_for() { # SECONDS CMD...
+	local limit=$1
+	shift
+	wait_until "$limit" quiet "$@"
+}
+
 # start_sink NAME [smtp-sink options]: sets SINK_PORT and SINK_PID; saves to $work/NAME.d
 start_sink() {
 	local name=$1

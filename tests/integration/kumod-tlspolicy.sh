@@ -29,26 +29,6 @@ PY=/usr/bin/python3
 [ -x "$PY" ] || { echo "SKIP: $PY missing"; exit 77; }
 top_srcdir=${top_srcdir:-$top}
 
-# mkzone.sh's helpers on kumod-common.sh's process list.
-start_bg() {
-	local name=$1
-	shift
-	"$@" >"$work/$name.out" 2>&1 &
-	LAST_PID=$!
-	pids+=("$LAST_PID")
-}
-stop_pid() {
-	kill "$1" 2>/dev/null
-	for _ in $(seq 50); do kill -0 "$1" 2>/dev/null || break; sleep 0.1; done
-	kill -9 "$1" 2>/dev/null
-	return 0
-}
-quiet() { "$@" >/dev/null 2>&1; }
-wait_for() { # SECONDS CMD...
-	local limit=$1
-	shift
-	wait_until "$limit" quiet "$@"
-}
 . "$top_srcdir/tests/lab/mkzone.sh"
 abort() { echo "not ok - $*"; failed=$((failed + 1)); finish; }
 

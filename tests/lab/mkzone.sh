@@ -6,6 +6,7 @@
 #   lab_sign_zone ORIGIN ZONEFILE SIGNED   # sets LAB_KSK; trust anchor: $LAB_KSK.ds
 #   lab_tamper SIGNED 'sed expression'    # change data after signing (bogus)
 #   lab_start_nsd DIR ORIGIN SIGNED        # sets LAB_DNS_PORT and LAB_NSD_PID
+#   lab_restart_nsd DIR ORIGIN             # the same nsd again: rereads the zone file
 
 lab_sign_zone() {
 	local origin=$1 zone=$2 signed=$3 zsk
@@ -60,6 +61,24 @@ NSDEOF
 			return 0
 		fi
 		stop_pid "$LAB_NSD_PID"
+	done
+	return 1
+}
+
+# lab_restart_nsd DIR ORIGIN: stop nsd and start it again on the same port
+# with the same nsd.conf, so it reads its zone file anew (a changed zone
+# for refresh tests). Sets LAB_NSD_PID.
+lab_restart_nsd() {
+	local dir=$1 origin=$2
+	stop_pid "$LAB_NSD_PID"
+	for _ in 1 2 3 4 5; do
+		start_bg nsd nsd -d -c "$dir/nsd.conf"
+		LAB_NSD_PID=$LAST_PID
+		if wait_for 5 drill -t -p "$LAB_DNS_PORT" "$origin" SOA @127.0.0.1; then
+			return 0
+		fi
+		stop_pid "$LAB_NSD_PID"
+		sleep 0.5 # the port may still be held by the old process
 	done
 	return 1
 }

@@ -35,6 +35,10 @@ def make_handler(args, modes):
                 sys.stderr.write("mtasts-server: " + (fmt % a) + "\n")
 
         def reply(self, status, body=b"", ctype="text/plain", length=True):
+            if args.verbose:  # one line per answer, naming the Host, for tests that count fetches
+                sys.stderr.write("mtasts-server: host %s path %s status %d\n"
+                                 % (getattr(self, "host", "?"), self.path, status))
+                sys.stderr.flush()
             self.send_response(status)
             self.send_header("Content-Type", ctype)
             if length:
@@ -45,6 +49,7 @@ def make_handler(args, modes):
 
         def do_GET(self):
             host = (self.headers.get("Host") or "").split(":")[0].lower()
+            self.host = host
             mode = modes.get(host, "serve")
             if self.path != POLICY_PATH or "/" in host or host.startswith("."):
                 return self.reply(404, b"not found\n")
