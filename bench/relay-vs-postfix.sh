@@ -9,7 +9,10 @@
 # (A B A B ...), ROUNDS times, with the same client, sizes and pinning:
 # relay and sink on CPU 0 ("server side"), smtp-source on CPU 1. The time is
 # from the first injection to the last delivery counted by the sink
-# (--exit-after). Reported: msg/s (median), the ratio kumod/Postfix, kumod's
+# (--exit-after). Each run starts after `sync`, once the kernel's dirty and
+# writeback pages are under 16 MB and the disk has been idle (no sector
+# written or discarded) for a second, so neither relay pays for the other's
+# writeback or discards. Reported: msg/s (median), the ratio kumod/Postfix, kumod's
 # peak RSS, and the relay's CPU seconds per 1,000 messages (kumod: its own
 # utime+stime; Postfix: the sum over its processes, from /proc).
 #
@@ -77,6 +80,28 @@ cpu_of() {
 	echo "$t"
 }
 
+# settle: start every run on a quiet disk. A run leaves up to 2 GB dirty
+# (20,000 x 100 KB spooled and unlinked; this disk is mounted with discard),
+# and its writeback would otherwise be charged to whichever relay runs next.
+disk=$(basename "$(df --output=source "$work" | tail -1)")
+# disk_io: sectors written + sectors discarded so far on the work directory's disk
+disk_io() { awk -v d="$disk" '$3 == d {print $10 + $16}' /proc/diskstats; }
+settle() {
+	local i a b
+	sync
+	for i in $(seq 120); do
+		awk '/^(Dirty|Writeback):/ {kb += $2} END {exit !(kb < 16384)}' /proc/meminfo && break
+		sleep 0.5
+	done
+	# Discards of the previous run's unlinked files go on after sync: wait for a quiet second.
+	for i in $(seq 120); do
+		a=$(disk_io)
+		sleep 1
+		b=$(disk_io)
+		[ -z "$a" ] || [ "$a" = "$b" ] && break
+	done
+}
+
 # ---- kumod ----
 kumod_port=$(free_port)
 write_kumod_conf() {
@@ -95,6 +120,7 @@ EOF
 
 run_kumod() {
 	local size=$1 t0 t1 cpu rss
+	settle
 	start_sink
 	rm -rf "$work/kumod-spool" "$work/kumod-logs"
 	write_kumod_conf
@@ -147,6 +173,7 @@ EOF
 
 run_postfix() {
 	local size=$1 t0 t1 cpu=0 p
+	settle
 	start_sink
 	sed -i "s/^relayhost = .*/relayhost = [127.0.0.1]:$sink_port/" "$pfx/main.cf"
 	rm -rf "$work/pfx-queue"/*
