@@ -211,6 +211,10 @@ check "slow.test: and the 8th (within 20 s more)" \
 	wait_until 20 sh -c "[ \$(find '$work/slow.d' -type f | wc -l) -ge 8 ]"
 check_eq "no TransientFailure for a throttled message" \
 	"$(jl | jq -r 'select(.type == "TransientFailure" and (.recipient | endswith("slow.test"))) | .id' | wc -l)" 0
+slowlogged() { [ "$(jl | jq -r 'select(.type == "Delivery" and (.recipient | endswith("slow.test"))) | .id' | wc -l)" -ge 8 ]; }
+wait_until 5 slowlogged
+check_eq "a throttle's wait counts no attempt: every slow.test Delivery says num_attempts 1" \
+	"$(jl | jq -r 'select(.type == "Delivery" and (.recipient | endswith("slow.test"))) | .num_attempts' | sort -u | tr '\n' ' ')" "1 "
 
 # --- AUTH PLAIN ---
 inject auth.test 3 1
