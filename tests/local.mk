@@ -143,7 +143,7 @@ EXTRA_DIST += $(kumoctl_integration)
 kumotop_integration = tests/integration/kumotop-screen.sh tests/integration/kumotop-robust.sh \
 	tests/integration/kumotop-live.sh
 TESTS += $(kumotop_integration)
-EXTRA_DIST += $(kumotop_integration) bench/kumotop-load.sh
+EXTRA_DIST += $(kumotop_integration) bench/kumotop-load.sh tests/integration/tmux.sh
 
 # The control protocol's harness links jansson and lib/ctl.c besides FUZZ_SRCS.
 fuzz: tests/fuzz/fuzz_ctl

@@ -23,20 +23,8 @@ trap 'rc=$?; tmux -L "$TM" kill-server 2>/dev/null; reap_orphans "$K"; t_cleanup
 tmux -L "$TM" -f /dev/null new-session -d -x 160 -y 50 \
 	"env HOME=$work KUMOD_CONTROL=$sock TERM=xterm INPUTRC=/dev/null $K; echo SHELL-ENDED; sleep 30"
 
-screen() { tmux -L "$TM" capture-pane -p -J -S -200; }
-keys() { tmux -L "$TM" send-keys "$@"; }
-# wait_screen REGEX [SECONDS]: bounded wait until the pane shows REGEX
-wait_screen() {
-	local i
-	for ((i = 0; i < ${2:-5} * 10; i++)); do
-		screen | grep -Eq -- "$1" && return 0
-		sleep 0.1
-	done
-	echo "--- screen (wanted /$1/):" >&2
-	screen >&2
-	return 1
-}
-clear_screen() { keys C-l; tmux -L "$TM" clear-history; }
+TMUX_CAPTURE="-p -J -S -200"
+. "$top_srcdir/tests/integration/tmux.sh"
 
 check "prompt names the socket" wait_screen "^kumoctl $sock> \$"
 

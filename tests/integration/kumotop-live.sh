@@ -44,30 +44,7 @@ check "mail flows to both sites" wait_until 20 sh -c "[ \$(find '$work/sink.d' -
 
 tmux -L "$TM" -f /dev/null new-session -d -x 120 -y 40 \
 	"env KUMOD_CONTROL=$sock TERM=screen LANG=C.UTF-8 $KT --interval 1 2>$work/kumotop.err; echo KUMOTOP-ENDED rc=\$?; sleep 30"
-screen() { tmux -L "$TM" capture-pane -p; }
-keys() { tmux -L "$TM" send-keys "$@"; }
-# wait_screen REGEX [SECONDS]: bounded wait until the pane shows REGEX
-wait_screen() {
-	local i
-	for ((i = 0; i < ${2:-5} * 10; i++)); do
-		screen | grep -Eq -- "$1" && return 0
-		sleep 0.1
-	done
-	echo "--- screen (wanted /$1/):" >&2
-	screen >&2
-	return 1
-}
-# gone_screen REGEX [SECONDS]: bounded wait until the pane no longer shows REGEX
-gone_screen() {
-	local i
-	for ((i = 0; i < ${2:-5} * 10; i++)); do
-		screen | grep -Eq -- "$1" || return 0
-		sleep 0.1
-	done
-	echo "--- screen (still /$1/):" >&2
-	screen >&2
-	return 1
-}
+. "$top_srcdir/tests/integration/tmux.sh"
 widest() { tmux -L "$TM" capture-pane -p | LC_ALL=C.UTF-8 wc -L; }
 # a live row: D >= 1, T 0, C >= 1, Q >= 1, a rate, active, TLS disabled (enable_tls)
 live_row() { echo "^$1 +[1-9][0-9]* +0 +[1-9][0-9]* +[1-9][0-9]* +[0-9]+\\.[0-9] +active +Disabled\$"; }

@@ -75,30 +75,7 @@ trap 'rc=$?; tmux -L "$TM" kill-server 2>/dev/null; reap_orphans "$KT"; t_cleanu
 tmux -L "$TM" -f /dev/null new-session -d -x 120 -y 40 \
 	"env KUMOD_CONTROL=$sock TERM=screen LANG=C.UTF-8 $KT --interval 1; echo KUMOTOP-ENDED rc=\$?; sleep 30"
 
-screen() { tmux -L "$TM" capture-pane -p; }
-keys() { tmux -L "$TM" send-keys "$@"; }
-# wait_screen REGEX [SECONDS]: bounded wait until the pane shows REGEX
-wait_screen() {
-	local i
-	for ((i = 0; i < ${2:-5} * 10; i++)); do
-		screen | grep -Eq -- "$1" && return 0
-		sleep 0.1
-	done
-	echo "--- screen (wanted /$1/):" >&2
-	screen >&2
-	return 1
-}
-# gone_screen REGEX [SECONDS]: bounded wait until the pane no longer shows REGEX
-gone_screen() {
-	local i
-	for ((i = 0; i < ${2:-5} * 10; i++)); do
-		screen | grep -Eq -- "$1" || return 0
-		sleep 0.1
-	done
-	echo "--- screen (still /$1/):" >&2
-	screen >&2
-	return 1
-}
+. "$top_srcdir/tests/integration/tmux.sh"
 
 check "title names the server" wait_screen '^ kumotop - ctl-echo [0-9.]+ pid [0-9]+ - '
 check "path with non-zero counts" wait_screen '^ip-1->mx.example.test +[1-9][0-9]* +3 +2 +5 +4.5 active +opportunistic'
