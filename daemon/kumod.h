@@ -156,7 +156,7 @@ void msg_free(struct msg **mp);
 /* ---- shaping.c ---- */
 
 struct dns_options;
-/* The resolver options of c's dns group (arrays borrowed from c). */
+/* The resolver options of c's dns group (arrays borrowed from c; kumod's own resolver too). */
 void shaping_dns_options(const struct kconf *c, struct dns_options *o);
 /*
  * Resolve the MX of every mx_rollup entry of sh whose site is not known,

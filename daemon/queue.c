@@ -1843,8 +1843,6 @@ int
 queue_start(struct kumod *k, char **err_r)
 {
 	struct dns_options o;
-	const char **fw = NULL, **ld = NULL, **lz = NULL;
-	size_t i;
 	char *err = NULL;
 	struct tls_ctx_config tc = {0};
 
@@ -1857,30 +1855,8 @@ queue_start(struct kumod *k, char **err_r)
 	uv_timer_start(&rules_timer, rules_tick, 1000, 1000);
 	uv_timer_init(k->loop, &throttle_timer);
 	load_pools();
-	memset(&o, 0, sizeof(o));
-	if (k->conf->ndns_forwarders > 0) {
-		fw = xcalloc(k->conf->ndns_forwarders + 1, sizeof(char *));
-		for (i = 0; i < k->conf->ndns_forwarders; i++)
-			fw[i] = k->conf->dns_forwarders[i];
-		o.forwarders = fw;
-	}
-	if (k->conf->ndns_local_data > 0) {
-		ld = xcalloc(k->conf->ndns_local_data + 1, sizeof(char *));
-		for (i = 0; i < k->conf->ndns_local_data; i++)
-			ld[i] = k->conf->dns_local_data[i];
-		o.local_data = ld;
-	}
-	if (k->conf->ndns_local_zones > 0) {
-		lz = xcalloc(k->conf->ndns_local_zones + 1, sizeof(char *));
-		for (i = 0; i < k->conf->ndns_local_zones; i++)
-			lz[i] = k->conf->dns_local_zones[i];
-		o.local_zones = lz;
-	}
-	o.trust_anchor_file = k->conf->dns_trust_anchor_file;
+	shaping_dns_options(k->conf, &o);
 	resolver = dns_resolver_new(k->loop, &o, &err);
-	free(fw);
-	free(ld);
-	free(lz);
 	if (resolver == NULL) {
 		*err_r = xasprintf("dns: %s", err != NULL ? err : "cannot start the resolver");
 		free(err);
